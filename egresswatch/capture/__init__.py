@@ -1,0 +1,1 @@
+"""Packet sources: pcap/pcapng files (replay) and, later, live interfaces."""

@@ -1,0 +1,143 @@
+"""Settings: one TOML file plus ``EGRESSWATCH_*`` environment overrides, loaded once by the CLI.
+
+Environment variables win over the file. Nested keys use a double underscore:
+``EGRESSWATCH_FLOWS__ACTIVE_TIMEOUT=30`` sets ``[flows] active_timeout``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from egresswatch.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/egresswatch/egresswatch.toml")
+DEFAULT_DB_URL = "sqlite:////var/lib/egresswatch/egresswatch.db"
+
+DEFAULT_LOCAL_NETWORKS = [
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",  # RFC 1918
+    "100.64.0.0/10",  # carrier-grade NAT
+    "127.0.0.0/8", "::1/128",  # loopback
+    "169.254.0.0/16", "fe80::/10",  # link-local
+    "fc00::/7",  # unique local
+    "224.0.0.0/4", "ff00::/8",  # multicast
+    "255.255.255.255/32", "0.0.0.0/32", "::/128",  # broadcast, unspecified
+]
+
+
+class FlowSettings(BaseModel):
+    """How flows are tracked and when they are written out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_flows: int = Field(default=262_144, gt=0)
+    """Flows tracked at once; beyond it the oldest flow is written out early and counted."""
+    tcp_idle_timeout: float = Field(default=300.0, gt=0)
+    """Seconds without a packet after which a TCP flow ends (Zeek: tcp_inactivity_timeout)."""
+    udp_idle_timeout: float = Field(default=60.0, gt=0)
+    """Seconds without a packet after which a UDP flow ends (Zeek: udp_inactivity_timeout)."""
+    dns_idle_timeout: float = Field(default=10.0, gt=0)
+    """Seconds without a packet after which a UDP DNS exchange ends (Zeek: dns_session_timeout),
+    so each lookup burst is its own flow."""
+    other_idle_timeout: float = Field(default=60.0, gt=0)
+    """Seconds without a packet after which an ICMP or other-protocol flow ends."""
+    close_grace: float = Field(default=5.0, ge=0)
+    """Seconds a TCP flow is kept after FIN/RST to count the last packets (Zeek: tcp_close_delay)."""
+    active_timeout: float = Field(default=60.0, gt=0)
+    """A flow still running is written out (as an interim update) at least this often."""
+
+
+class StoreSettings(BaseModel):
+    """How flow records are written to the database."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batch_size: int = Field(default=2000, gt=0)
+    """Records written per transaction."""
+
+
+class Settings(BaseSettings):
+    """Everything egresswatch can be configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EGRESSWATCH_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    db: str = DEFAULT_DB_URL
+    """SQLAlchemy URL of the database (SQLite by default; PostgreSQL for a fleet of boxes)."""
+    log_level: str = "INFO"
+    """Python logging level name."""
+    local_networks: list[str] = Field(default_factory=lambda: list(DEFAULT_LOCAL_NETWORKS))
+    """Networks that count as "this box": the initiator of an egress flow is inside them."""
+    extra_local_networks: list[str] = Field(default_factory=list)
+    """Added to ``local_networks`` (e.g. the box's public prefix), so the defaults stay."""
+    flows: FlowSettings = Field(default_factory=FlowSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+
+    @field_validator("local_networks", "extra_local_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{net!r} is not an IP network (CIDR)") from exc
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return value.upper()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file arrives as init arguments; the environment must override it.
+        return (env_settings, init_settings)
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read the config file (``path``, else the default if it exists) and the environment.
+
+    Raises ConfigError naming the file, the key and the problem.
+    """
+    explicit = path is not None
+    path = path or DEFAULT_CONFIG_PATH
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    elif explicit:
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path if data else None)) from exc
+
+
+def _describe(exc: ValidationError, path: Path | None) -> str:
+    where = f" in {path} or the environment" if path else " in the environment"
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        env = "EGRESSWATCH_" + "__".join(str(p) for p in err["loc"] if isinstance(p, str)).upper()
+        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"config key '{key}' ({env}){where}: {message}")
+    return "\n".join(lines)

@@ -1,0 +1,17 @@
+"""The error hierarchy: every failure egresswatch reports is one of these."""
+
+
+class EgressWatchError(Exception):
+    """Base of every error egresswatch raises on purpose."""
+
+
+class ConfigError(EgressWatchError):
+    """The configuration file or environment names a bad key or value."""
+
+
+class CaptureError(EgressWatchError):
+    """A capture source (pcap file, interface) cannot be read."""
+
+
+class StoreError(EgressWatchError):
+    """The database cannot be opened, migrated or written."""

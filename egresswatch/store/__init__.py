@@ -1,0 +1,9 @@
+"""Persistence: SQLAlchemy models, Alembic migrations, batched writes, queries.
+
+Only this package touches SQLAlchemy; rows never leave it (callers get records and dicts).
+"""
+
+from egresswatch.store.database import Database
+from egresswatch.store.queries import FlowFilter
+
+__all__ = ["Database", "FlowFilter"]

@@ -1,0 +1,93 @@
+"""The database handle: engine set-up (SQLite in WAL mode), migrations, writes and reads."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+from egresswatch.errors import StoreError
+from egresswatch.flows.record import FlowRecord
+from egresswatch.store import migrate
+from egresswatch.store.queries import FlowFilter, select_flows
+from egresswatch.store.writer import upsert_flows
+
+log = logging.getLogger(__name__)
+
+
+class Database:
+    """One database, named by a SQLAlchemy URL (``sqlite:///path``, ``postgresql://...``)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = _engine(url)
+
+    def upgrade(self) -> str:
+        """Apply every pending Alembic migration; returns the revision now in force."""
+        return migrate.upgrade(self.engine)
+
+    def revision(self) -> str | None:
+        """The migration revision the database is at (None for an empty database)."""
+        return migrate.current(self.engine)
+
+    def write_flows(self, records: Sequence[FlowRecord]) -> None:
+        """Insert or update (by uid) a batch of flow records in one transaction."""
+        if not records:
+            return
+        try:
+            with self.engine.begin() as conn:
+                upsert_flows(conn, records)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot write {len(records)} flows to {self._safe_url}: {exc}") from exc
+
+    def flows(self, flt: FlowFilter) -> Iterator[dict[str, Any]]:
+        """Flows matching ``flt``, newest activity first, as plain dicts of the record fields."""
+        try:
+            with self.engine.connect() as conn:
+                yield from select_flows(conn, flt)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read flows from {self._safe_url}: {exc}") from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def _safe_url(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+
+def _engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"not a database URL: {url!r} (e.g. sqlite:///egresswatch.db)") from exc
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        path = Path(parsed.database)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the directory for {path}: {exc.strerror}") from exc
+    try:
+        engine = create_engine(parsed, pool_pre_ping=True)
+    except (NoSuchModuleError, ImportError) as exc:
+        raise StoreError(
+            f"no driver for {parsed.drivername}: install it (PostgreSQL: pip install "
+            f"'egresswatch[postgres]')"
+        ) from exc
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets the API read while capture writes; NORMAL sync is safe in WAL and much faster.
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()

@@ -1,0 +1,65 @@
+"""Database tables. Schema changes go through Alembic (``migrations/``), never create_all."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for millions of rows.
+_BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class FlowRow(Base):
+    """One row per flow (uid); interim updates of a long flow overwrite its row."""
+
+    __tablename__ = "flows"
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    uid: Mapped[str] = mapped_column(String(32), unique=True)
+    first_seen: Mapped[float] = mapped_column(Float(precision=53))
+    last_seen: Mapped[float] = mapped_column(Float(precision=53))
+    interface: Mapped[str] = mapped_column(String(64))
+    direction: Mapped[str] = mapped_column(String(8))
+    ip_proto: Mapped[int] = mapped_column(Integer)
+    protocol: Mapped[str] = mapped_column(String(8))
+    src_ip: Mapped[str] = mapped_column(String(45))
+    src_port: Mapped[int] = mapped_column(Integer)
+    dst_ip: Mapped[str] = mapped_column(String(45))
+    dst_port: Mapped[int] = mapped_column(Integer)
+    dst_addr: Mapped[bytes] = mapped_column(LargeBinary(16))
+    """Responder address as 16 bytes (IPv4 mapped into ::ffff:0:0/96): CIDR filters are ranges."""
+    packets_out: Mapped[int] = mapped_column(BigInteger)
+    bytes_out: Mapped[int] = mapped_column(BigInteger)
+    packets_in: Mapped[int] = mapped_column(BigInteger)
+    bytes_in: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(8))
+    history: Mapped[str] = mapped_column(String(64))
+    closed: Mapped[bool] = mapped_column(Boolean)
+    # Filled by enrichment (names, geo, attribution); null when unknown, never guessed.
+    server_name: Mapped[str | None] = mapped_column(String(255))
+    name_source: Mapped[str | None] = mapped_column(String(8))
+    country: Mapped[str | None] = mapped_column(String(2))
+    city: Mapped[str | None] = mapped_column(String(128))
+    asn: Mapped[int | None] = mapped_column(BigInteger)
+    as_org: Mapped[str | None] = mapped_column(String(255))
+    container_id: Mapped[str | None] = mapped_column(String(64))
+    container_name: Mapped[str | None] = mapped_column(String(255))
+    image: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    process: Mapped[str | None] = mapped_column(String(64))
+    exe: Mapped[str | None] = mapped_column(Text)
+    cmdline: Mapped[str | None] = mapped_column(Text)
+    user: Mapped[str | None] = mapped_column(String(64))
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        Index("ix_flows_last_seen", "last_seen"),
+        Index("ix_flows_first_seen", "first_seen"),
+        Index("ix_flows_dst_addr", "dst_addr"),
+        Index("ix_flows_dst_port", "dst_port"),
+        Index("ix_flows_direction_last_seen", "direction", "last_seen"),
+    )

@@ -1,0 +1,79 @@
+"""Flow queries: the filters the CLI (and later the API) offer, translated to indexed SQL."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Select, select
+
+from egresswatch.store.models import FlowRow
+
+_HIDDEN = {"id", "dst_addr"}
+FLOW_FIELDS = [c.name for c in FlowRow.__table__.columns if c.name not in _HIDDEN]
+"""Field names of a flow as the CLI and API print it, in column order."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlowFilter:
+    """Which flows to list. Every field is optional; ``limit`` 0 means no limit."""
+
+    since: float | None = None
+    """Flows active at or after this time (last packet >= since), epoch seconds."""
+    until: float | None = None
+    """Flows that started at or before this time, epoch seconds."""
+    direction: str | None = None
+    dst: str | None = None
+    """Responder address or CIDR."""
+    protocol: str | None = None
+    port: int | None = None
+    """Responder (service) port."""
+    limit: int = 50
+
+
+def select_flows(conn: Connection, flt: FlowFilter) -> Iterator[dict[str, Any]]:
+    columns = [FlowRow.__table__.c[name] for name in FLOW_FIELDS]
+    query: Select[Any] = select(*columns)
+    for clause in _where(flt):
+        query = query.where(clause)
+    query = query.order_by(FlowRow.last_seen.desc(), FlowRow.id.desc())
+    if flt.limit:
+        query = query.limit(flt.limit)
+    for row in conn.execute(query):
+        yield dict(row._mapping)
+
+
+def _where(flt: FlowFilter) -> list[Any]:
+    clauses: list[Any] = []
+    if flt.since is not None:
+        clauses.append(FlowRow.last_seen >= flt.since)
+    if flt.until is not None:
+        clauses.append(FlowRow.first_seen <= flt.until)
+    if flt.direction:
+        clauses.append(FlowRow.direction == flt.direction)
+    if flt.protocol:
+        clauses.append(FlowRow.protocol == flt.protocol.lower())
+    if flt.port is not None:
+        clauses.append(FlowRow.dst_port == flt.port)
+    if flt.dst:
+        low, high = address_range(flt.dst)
+        clauses.append(FlowRow.dst_addr.between(low, high))
+    return clauses
+
+
+_V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
+
+
+def address_key(ip: str) -> bytes:
+    """16-byte sortable form of an address: IPv6 as is, IPv4 mapped into ::ffff:0:0/96."""
+    packed = ipaddress.ip_address(ip).packed
+    return _V4_MAPPED + packed if len(packed) == 4 else packed
+
+
+def address_range(text: str) -> tuple[bytes, bytes]:
+    """First and last 16-byte address keys of an address or CIDR (raises ValueError)."""
+    net = ipaddress.ip_network(text, strict=False)
+    low, high = net.network_address.packed, net.broadcast_address.packed
+    return (_V4_MAPPED + low, _V4_MAPPED + high) if net.version == 4 else (low, high)
