@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterable
 from egresswatch.capture.pcapfile import Frame
 from egresswatch.config import Settings
 from egresswatch.decode import FragmentReassembler, PacketFacts, decode
+from egresswatch.decode.packet import UDP
+from egresswatch.decode.tunnels import teredo_inner
 from egresswatch.flows.localnet import LocalNetworks
 from egresswatch.flows.record import FlowRecord
 from egresswatch.flows.table import FlowTable
@@ -74,6 +76,10 @@ class Pipeline:
                 if name is None:
                     name = names[iface] = interface_name(iface)
                 add(facts, ts, name)  # type: ignore[arg-type]
+                if facts[2] == UDP:  # type: ignore[index]
+                    inner = teredo_inner(facts)  # type: ignore[arg-type]
+                    if inner is not None:
+                        add(inner, ts, name)
         finally:
             self.packets = packets
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from importlib import resources
 from pathlib import Path
 
@@ -35,6 +36,8 @@ def head() -> str:
 
 def upgrade(engine: Engine) -> str:
     config = alembic_config()
+    # Alembic narrates every step at INFO; egresswatch reports the outcome itself.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         with engine.begin() as conn:
             config.attributes["connection"] = conn

@@ -1,0 +1,5 @@
+import sys
+
+from egresswatch.cli.main import main
+
+sys.exit(main())

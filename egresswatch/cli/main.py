@@ -1,0 +1,67 @@
+"""``egresswatch``: the command line. Loads the settings once and hands them down."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from egresswatch import __version__
+from egresswatch.cli import db, flows, replay
+from egresswatch.config import Settings, load_settings
+from egresswatch.errors import EgressWatchError
+
+COMMANDS = (replay, flows, db)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", type=Path, metavar="PATH",
+        help="config file (default: /etc/egresswatch/egresswatch.toml when it exists)",
+    )
+    common.add_argument(
+        "--db", metavar="URL",
+        help="SQLAlchemy database URL (default: the config's db, EGRESSWATCH_DB, or "
+        "sqlite:////var/lib/egresswatch/egresswatch.db)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="egresswatch", description="Passive egress monitor for AI inference boxes."
+    )
+    parser.add_argument("--version", action="version", version=f"egresswatch {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(sub, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+        logging.basicConfig(
+            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        code: int = args.run(args, settings)
+        return code
+    except EgressWatchError as exc:
+        print(f"egresswatch: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `egresswatch flows | head`
+        sys.stderr.close()
+        return 0
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    if args.db:
+        settings = settings.model_copy(update={"db": args.db})
+    return settings
+
+
+if __name__ == "__main__":
+    sys.exit(main())

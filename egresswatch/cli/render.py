@@ -1,0 +1,66 @@
+"""How flows look on a terminal and in JSON Lines."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+from egresswatch.timestamps import rfc3339
+
+_TIME_FIELDS = ("first_seen", "last_seen")
+
+
+def flow_json(row: dict[str, Any]) -> str:
+    """One flow as a JSON object: the record's field names, times in RFC 3339 UTC."""
+    out = dict(row)
+    out["duration"] = round(row["last_seen"] - row["first_seen"], 6)
+    for name in _TIME_FIELDS:
+        out[name] = rfc3339(row[name])
+    return json.dumps(out, separators=(",", ":"))
+
+
+def human_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def _endpoint(ip: str, port: int, proto: str) -> str:
+    host = f"[{ip}]" if ":" in ip else ip
+    return host if proto not in ("tcp", "udp") else f"{host}:{port}"
+
+
+_COLUMNS = ("LAST SEEN (UTC)", "DURATION", "DIRECTION", "PROTO", "SOURCE", "DESTINATION",
+            "OUT", "IN", "STATE")
+
+
+def flow_table(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
+    """Write an aligned table; returns how many flows it showed."""
+    lines = []
+    for r in rows:
+        dest = _endpoint(r["dst_ip"], r["dst_port"], r["protocol"])
+        if r.get("server_name"):
+            dest += f" ({r['server_name']})"
+        lines.append((
+            rfc3339(r["last_seen"])[:19].replace("T", " "),
+            f"{r['last_seen'] - r['first_seen']:.1f}s",
+            r["direction"],
+            r["protocol"],
+            _endpoint(r["src_ip"], r["src_port"], r["protocol"]),
+            dest,
+            f"{human_bytes(r['bytes_out'])}/{r['packets_out']}p",
+            f"{human_bytes(r['bytes_in'])}/{r['packets_in']}p",
+            r["state"] + ("" if r["closed"] else " (open)"),
+        ))
+    if not lines:
+        out.write("no flows match\n")
+        return 0
+    widths = [max(len(c), *(len(line[i]) for line in lines)) for i, c in enumerate(_COLUMNS)]
+    for line in (_COLUMNS, *lines):
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+        out.write("\n")
+    return len(lines)

@@ -1,0 +1,79 @@
+"""``egresswatch replay FILE``: a capture file through the pipeline into the database."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from egresswatch.capture.pcapfile import PcapFile
+from egresswatch.cli.progress import ProgressBar
+from egresswatch.config import Settings
+from egresswatch.pipeline import Pipeline
+from egresswatch.store import Database
+
+_PROGRESS_MIN_BYTES = 8 << 20
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    parser = sub.add_parser(
+        "replay", parents=[common], help="read a pcap/pcapng file (also .gz) into the database"
+    )
+    parser.add_argument("file", type=Path, help="capture file")
+    parser.add_argument(
+        "--interface", metavar="NAME",
+        help="interface name recorded on the flows (default: the file's own, else its file name)",
+    )
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    capture = PcapFile(args.file)
+    database = Database(settings.db)
+    try:
+        database.upgrade()
+        pipeline = Pipeline(settings, database.write_flows)
+
+        def interface_name(index: int) -> str:
+            if args.interface:
+                return str(args.interface)
+            known = capture.interfaces[index].name if index < len(capture.interfaces) else ""
+            return known or args.file.name
+
+        bar = None
+        if not args.quiet and ProgressBar.wanted() and capture.size >= _PROGRESS_MIN_BYTES:
+            bar = ProgressBar(capture.size, lambda: capture.position)
+        started = time.monotonic()
+        try:
+            pipeline.feed(capture, interface_name, bar.update if bar else None)
+        finally:
+            if bar:
+                bar.close()
+            pipeline.finish()  # also on Ctrl-C or a damaged file: what was read is kept
+        elapsed = time.monotonic() - started
+    finally:
+        database.close()
+    if not args.quiet:
+        print(summary(pipeline, elapsed))
+    return 0
+
+
+def summary(pipeline: Pipeline, elapsed: float) -> str:
+    counters = pipeline.counters
+    rate = pipeline.packets / elapsed if elapsed > 0 else 0.0
+    lines = [
+        f"{pipeline.packets:,} packets in {elapsed:.2f} s ({rate:,.0f} packets/s), "
+        f"{pipeline.flows_written:,} flows written",
+    ]
+    skipped = sorted((k.removeprefix("skipped_"), v) for k, v in counters.items()
+                     if k.startswith("skipped_") and v)
+    if skipped:
+        total = sum(v for _, v in skipped)
+        detail = ", ".join(f"{reason} {count:,}" for reason, count in skipped)
+        lines.append(f"skipped {total:,} packets: {detail}")
+    if counters["flows_evicted"]:
+        lines.append(f"flow table full: {counters['flows_evicted']:,} flows written out early "
+                     "(raise flows.max_flows)")
+    return "\n".join(lines)
