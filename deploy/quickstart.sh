@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Install egresswatch on this box with the embedded defaults and run it:
+#   /opt/egresswatch (virtualenv), /etc/egresswatch/egresswatch.toml (default config, kept if present),
+#   /var/lib/egresswatch/egresswatch.db (SQLite, migrated to the newest schema).
+# Capture files given as arguments are replayed into the database; the newest flows are then shown.
+# Idempotent: run it again after `git pull` to upgrade.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+prefix=/opt/egresswatch
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "quickstart: run as root (it installs to $prefix and /etc/egresswatch)" >&2
+    exit 2
+fi
+for f in "$@"; do
+    [ -r "$f" ] || { echo "quickstart: cannot read capture file $f" >&2; exit 2; }
+done
+
+need=()
+for p in python3 python3-venv; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+done
+if [ "${#need[@]}" -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+[ -x "$prefix/bin/python" ] || python3 -m venv "$prefix"
+"$prefix/bin/pip" install -q --disable-pip-version-check "$repo"
+ln -sf "$prefix/bin/egresswatch" /usr/local/bin/egresswatch
+
+install -d -m 0755 /etc/egresswatch
+[ -e /etc/egresswatch/egresswatch.toml ] || install -m 0644 "$repo/deploy/egresswatch.toml" /etc/egresswatch/egresswatch.toml
+install -d -m 0750 /var/lib/egresswatch
+
+egresswatch db upgrade
+for f in "$@"; do
+    egresswatch replay "$f"
+done
+egresswatch flows --limit 20
