@@ -20,13 +20,20 @@ DEFAULT_CONFIG_PATH = Path("/etc/egresswatch/egresswatch.toml")
 DEFAULT_DB_URL = "sqlite:////var/lib/egresswatch/egresswatch.db"
 
 DEFAULT_LOCAL_NETWORKS = [
-    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",  # RFC 1918
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",  # RFC 1918
     "100.64.0.0/10",  # carrier-grade NAT
-    "127.0.0.0/8", "::1/128",  # loopback
-    "169.254.0.0/16", "fe80::/10",  # link-local
+    "127.0.0.0/8",
+    "::1/128",  # loopback
+    "169.254.0.0/16",
+    "fe80::/10",  # link-local
     "fc00::/7",  # unique local
-    "224.0.0.0/4", "ff00::/8",  # multicast
-    "255.255.255.255/32", "0.0.0.0/32", "::/128",  # broadcast, unspecified
+    "224.0.0.0/4",
+    "ff00::/8",  # multicast
+    "255.255.255.255/32",
+    "0.0.0.0/32",
+    "::/128",  # broadcast, unspecified
 ]
 
 
@@ -47,7 +54,8 @@ class FlowSettings(BaseModel):
     other_idle_timeout: float = Field(default=60.0, gt=0)
     """Seconds without a packet after which an ICMP or other-protocol flow ends."""
     close_grace: float = Field(default=5.0, ge=0)
-    """Seconds a TCP flow is kept after FIN/RST to count the last packets (Zeek: tcp_close_delay)."""
+    """Seconds a TCP flow is kept after FIN/RST to count the last packets (Zeek:
+    tcp_close_delay)."""
     active_timeout: float = Field(default=60.0, gt=0)
     """A flow still running is written out (as an interim update) at least this often."""
 

@@ -60,24 +60,24 @@ class Pipeline:
                 if progress is not None and packets % PROGRESS_EVERY == 0:
                     progress(packets)
                 facts = decode(frame, linktype, wire_len)
-                if type(facts) is not PacketFacts:
-                    if type(facts) is str:
+                if not isinstance(facts, PacketFacts):
+                    if isinstance(facts, str):
                         skipped[facts] += 1
                         continue
-                    facts = reassemble(facts, ts)  # type: ignore[arg-type]
-                    if facts is None:
+                    whole = reassemble(facts, ts)
+                    if not isinstance(whole, PacketFacts):
+                        if whole is not None:
+                            skipped[whole] += 1
                         continue
-                    if type(facts) is str:
-                        skipped[facts] += 1
-                        continue
+                    facts = whole
                 if ts >= self._next_sweep:
                     self._sweep(ts)
                 name = names.get(iface)
                 if name is None:
                     name = names[iface] = interface_name(iface)
-                add(facts, ts, name)  # type: ignore[arg-type]
-                if facts[2] == UDP:  # type: ignore[index]
-                    inner = teredo_inner(facts)  # type: ignore[arg-type]
+                add(facts, ts, name)
+                if facts.proto == UDP:
+                    inner = teredo_inner(facts)
                     if inner is not None:
                         add(inner, ts, name)
         finally:

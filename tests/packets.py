@@ -16,14 +16,28 @@ CLIENT = "10.0.0.2"
 SERVER = "203.0.113.10"
 
 
-def tcp(flags: str, *, src: str = CLIENT, dst: str = SERVER, sport: int = 40000, dport: int = 443,
-        payload: bytes = b"", seq: int = 1000) -> Packet:
+def tcp(
+    flags: str,
+    *,
+    src: str = CLIENT,
+    dst: str = SERVER,
+    sport: int = 40000,
+    dport: int = 443,
+    payload: bytes = b"",
+    seq: int = 1000,
+) -> Packet:
     ip = IPv6(src=src, dst=dst) if ":" in src else IP(src=src, dst=dst)
     return Ether() / ip / TCP(sport=sport, dport=dport, flags=flags, seq=seq) / payload
 
 
-def udp(*, src: str = CLIENT, dst: str = SERVER, sport: int = 40000, dport: int = 53,
-        payload: bytes = b"q" * 20) -> Packet:
+def udp(
+    *,
+    src: str = CLIENT,
+    dst: str = SERVER,
+    sport: int = 40000,
+    dport: int = 53,
+    payload: bytes = b"q" * 20,
+) -> Packet:
     ip = IPv6(src=src, dst=dst) if ":" in src else IP(src=src, dst=dst)
     return Ether() / ip / UDP(sport=sport, dport=dport) / payload
 
@@ -39,7 +53,9 @@ def facts(pkt: Packet) -> PacketFacts:
     return result
 
 
-def handshake_and_close(*, sport: int = 40000, data: bytes = b"GET / HTTP/1.1\r\n\r\n") -> list[Packet]:
+def handshake_and_close(
+    *, sport: int = 40000, data: bytes = b"GET / HTTP/1.1\r\n\r\n"
+) -> list[Packet]:
     """A complete TCP connection: handshake, request, response, FIN both ways."""
     c2s = {"sport": sport, "dport": 443}
     s2c = {"src": SERVER, "dst": CLIENT, "sport": 443, "dport": sport}
@@ -56,8 +72,9 @@ def handshake_and_close(*, sport: int = 40000, data: bytes = b"GET / HTTP/1.1\r\
     ]
 
 
-def write_pcap(path: Path, packets: list[Packet], *, start: float = 1_700_000_000.0,
-               step: float = 0.01) -> Path:
+def write_pcap(
+    path: Path, packets: list[Packet], *, start: float = 1_700_000_000.0, step: float = 0.01
+) -> Path:
     """Write packets with evenly spaced timestamps."""
     for i, pkt in enumerate(packets):
         pkt.time = start + i * step

@@ -56,6 +56,11 @@ def _filter(args: argparse.Namespace) -> FlowFilter:
     if args.limit < 0:
         raise ConfigError("bad filter: --limit must be 0 (all) or more")
     return FlowFilter(
-        since=since, until=until, direction=args.direction, dst=args.dst,
-        protocol=args.protocol, port=args.port, limit=args.limit,
+        since=since,
+        until=until,
+        direction=args.direction,
+        dst=args.dst,
+        protocol=args.protocol,
+        port=args.port,
+        limit=args.limit,
     )

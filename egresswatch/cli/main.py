@@ -19,11 +19,14 @@ COMMANDS = (replay, flows, db)
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--config", type=Path, metavar="PATH",
+        "--config",
+        type=Path,
+        metavar="PATH",
         help="config file (default: /etc/egresswatch/egresswatch.toml when it exists)",
     )
     common.add_argument(
-        "--db", metavar="URL",
+        "--db",
+        metavar="URL",
         help="SQLAlchemy database URL (default: the config's db, EGRESSWATCH_DB, or "
         "sqlite:////var/lib/egresswatch/egresswatch.db)",
     )

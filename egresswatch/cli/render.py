@@ -34,8 +34,17 @@ def _endpoint(ip: str, port: int, proto: str) -> str:
     return host if proto not in ("tcp", "udp") else f"{host}:{port}"
 
 
-_COLUMNS = ("LAST SEEN (UTC)", "DURATION", "DIRECTION", "PROTO", "SOURCE", "DESTINATION",
-            "OUT", "IN", "STATE")
+_COLUMNS = (
+    "LAST SEEN (UTC)",
+    "DURATION",
+    "DIRECTION",
+    "PROTO",
+    "SOURCE",
+    "DESTINATION",
+    "OUT",
+    "IN",
+    "STATE",
+)
 
 
 def flow_table(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
@@ -45,17 +54,19 @@ def flow_table(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
         dest = _endpoint(r["dst_ip"], r["dst_port"], r["protocol"])
         if r.get("server_name"):
             dest += f" ({r['server_name']})"
-        lines.append((
-            rfc3339(r["last_seen"])[:19].replace("T", " "),
-            f"{r['last_seen'] - r['first_seen']:.1f}s",
-            r["direction"],
-            r["protocol"],
-            _endpoint(r["src_ip"], r["src_port"], r["protocol"]),
-            dest,
-            f"{human_bytes(r['bytes_out'])}/{r['packets_out']}p",
-            f"{human_bytes(r['bytes_in'])}/{r['packets_in']}p",
-            r["state"] + ("" if r["closed"] else " (open)"),
-        ))
+        lines.append(
+            (
+                rfc3339(r["last_seen"])[:19].replace("T", " "),
+                f"{r['last_seen'] - r['first_seen']:.1f}s",
+                r["direction"],
+                r["protocol"],
+                _endpoint(r["src_ip"], r["src_port"], r["protocol"]),
+                dest,
+                f"{human_bytes(r['bytes_out'])}/{r['packets_out']}p",
+                f"{human_bytes(r['bytes_in'])}/{r['packets_in']}p",
+                r["state"] + ("" if r["closed"] else " (open)"),
+            )
+        )
     if not lines:
         out.write("no flows match\n")
         return 0

@@ -22,7 +22,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("file", type=Path, help="capture file")
     parser.add_argument(
-        "--interface", metavar="NAME",
+        "--interface",
+        metavar="NAME",
         help="interface name recorded on the flows (default: the file's own, else its file name)",
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
@@ -67,13 +68,18 @@ def summary(pipeline: Pipeline, elapsed: float) -> str:
         f"{pipeline.packets:,} packets in {elapsed:.2f} s ({rate:,.0f} packets/s), "
         f"{pipeline.flows_written:,} flows written",
     ]
-    skipped = sorted((k.removeprefix("skipped_"), v) for k, v in counters.items()
-                     if k.startswith("skipped_") and v)
+    skipped = sorted(
+        (k.removeprefix("skipped_"), v)
+        for k, v in counters.items()
+        if k.startswith("skipped_") and v
+    )
     if skipped:
         total = sum(v for _, v in skipped)
         detail = ", ".join(f"{reason} {count:,}" for reason, count in skipped)
         lines.append(f"skipped {total:,} packets: {detail}")
     if counters["flows_evicted"]:
-        lines.append(f"flow table full: {counters['flows_evicted']:,} flows written out early "
-                     "(raise flows.max_flows)")
+        lines.append(
+            f"flow table full: {counters['flows_evicted']:,} flows written out early "
+            "(raise flows.max_flows)"
+        )
     return "\n".join(lines)

@@ -101,7 +101,7 @@ def _loopback_family(family: int) -> LinkResult:
 
 
 def _ip_ethertype(offset: int, ethertype: int) -> LinkResult:
-    if ethertype == ETH_IPV4 or ethertype == ETH_IPV6:
+    if ethertype in (ETH_IPV4, ETH_IPV6):
         return (offset, ethertype)
     return "not_ip"
 

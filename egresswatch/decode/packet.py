@@ -89,11 +89,10 @@ def decode(frame: bytes, linktype: int = LinkType.ETHERNET, wire_len: int = -1) 
         if parser is None:
             return "unsupported_linktype"
         link = parser(frame)
-        if type(link) is str:
+        if isinstance(link, str):
             return link
-        offset, ethertype = link  # type: ignore[misc]
-    if wire_len < len(frame):
-        wire_len = len(frame)
+        offset, ethertype = link
+    wire_len = max(wire_len, len(frame))
     if ethertype == ETH_IPV4:
         return _ipv4(frame, offset, wire_len - offset)
     return _ipv6(frame, offset, wire_len - offset)
@@ -102,7 +101,7 @@ def decode(frame: bytes, linktype: int = LinkType.ETHERNET, wire_len: int = -1) 
 def decode_ip(data: bytes, offset: int = 0) -> DecodeResult:
     """Decode a bare IP packet (a tunnel's inner packet, a raw-IP capture)."""
     link = raw_ip(data[offset : offset + 1])
-    if type(link) is str:
+    if isinstance(link, str):
         return link
     if link == (0, ETH_IPV4):
         return _ipv4(data, offset, len(data) - offset)
@@ -130,8 +129,16 @@ def _ipv4(frame: bytes, off: int, wire_avail: int) -> DecodeResult:
     if frag & 0x3FFF:  # MF set or a non-zero offset
         return _new(
             Fragment,
-            (src, dst, proto, ident, (frag & 0x1FFF) << 3, bool(frag & 0x2000), ihl,
-             bytes(frame[off + ihl : end])),
+            (
+                src,
+                dst,
+                proto,
+                ident,
+                (frag & 0x1FFF) << 3,
+                bool(frag & 0x2000),
+                ihl,
+                bytes(frame[off + ihl : end]),
+            ),
         )
     return transport(src, dst, proto, frame, off + ihl, end, total)
 
@@ -168,8 +175,16 @@ def _ipv6(frame: bytes, off: int, wire_avail: int) -> DecodeResult:
                 ident = int.from_bytes(frame[p + 4 : p + 8], "big")
                 return _new(
                     Fragment,
-                    (src, dst, frame[p], ident, frag & 0xFFF8, bool(frag & 1), p - off,
-                     bytes(frame[p + 8 : end])),
+                    (
+                        src,
+                        dst,
+                        frame[p],
+                        ident,
+                        frag & 0xFFF8,
+                        bool(frag & 1),
+                        p - off,
+                        bytes(frame[p + 8 : end]),
+                    ),
                 )
             nh, p = frame[p], p + 8
         else:
@@ -185,8 +200,20 @@ def _ipv6(frame: bytes, off: int, wire_avail: int) -> DecodeResult:
 # is the same key seen from the other side, so both land in one flow. One-way messages use
 # (type, code).
 _ICMP4_PAIRS = {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 10: 9, 9: 10, 17: 18, 18: 17}
-_ICMP6_PAIRS = {128: 129, 129: 128, 133: 134, 134: 133, 135: 136, 136: 135, 130: 131, 131: 130,
-                139: 140, 140: 139, 144: 145, 145: 144}
+_ICMP6_PAIRS = {
+    128: 129,
+    129: 128,
+    133: 134,
+    134: 133,
+    135: 136,
+    136: 135,
+    130: 131,
+    131: 130,
+    139: 140,
+    140: 139,
+    144: 145,
+    145: 144,
+}
 
 
 def transport(
@@ -203,7 +230,19 @@ def transport(
             return "bad_tcp_header_length"
         return _new(
             PacketFacts,
-            (src, dst, TCP, sport, dport, flags, ip_bytes, end - l4 - header, data, l4 + header, seq),
+            (
+                src,
+                dst,
+                TCP,
+                sport,
+                dport,
+                flags,
+                ip_bytes,
+                end - l4 - header,
+                data,
+                l4 + header,
+                seq,
+            ),
         )
     if proto == UDP:
         if captured < 8:
@@ -212,7 +251,7 @@ def transport(
         return _new(
             PacketFacts, (src, dst, UDP, sport, dport, 0, ip_bytes, end - l4 - 8, data, l4 + 8, 0)
         )
-    if proto == ICMP or proto == ICMP6:
+    if proto in (ICMP, ICMP6):
         if captured < 4:
             return "truncated_icmp"
         kind, code = data[l4], data[l4 + 1]

@@ -3,7 +3,8 @@
 A Teredo client reaches the IPv6 internet around an IPv4-only firewall policy, so the inner
 destination is what an egress monitor must name; the outer UDP flow is kept as well, as Zeek does.
 Relays answer from any port, so a datagram is Teredo when its payload is an IPv6 packet of exactly
-the datagram's size with one address in the Teredo prefix 2001:0::/32 (Zeek finds it by content too).
+the datagram's size with one address in the Teredo prefix 2001:0::/32 (Zeek finds it by content
+too).
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ def teredo_inner(outer: PacketFacts) -> PacketFacts | None:
         p += 8
     if end - p < 40 or data[p] >> 4 != 6 or 40 + (data[p + 4] << 8 | data[p + 5]) != end - p:
         return None
-    if (TEREDO_PORT not in (outer.sport, outer.dport) and data[p + 8 : p + 12] != _TEREDO_PREFIX
-            and data[p + 24 : p + 28] != _TEREDO_PREFIX):
+    if (
+        TEREDO_PORT not in (outer.sport, outer.dport)
+        and data[p + 8 : p + 12] != _TEREDO_PREFIX
+        and data[p + 24 : p + 28] != _TEREDO_PREFIX
+    ):
         return None
     inner = decode_ip(data[p:end])
     if type(inner) is not PacketFacts or inner.proto == _NO_NEXT_HEADER:

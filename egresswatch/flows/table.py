@@ -23,13 +23,92 @@ FlowKey = tuple[bytes, int, bytes, int, int]
 
 # Zeek's likely_server_ports (the ports its default protocol scripts register), plus the services
 # of an inference box. A flow seen mid-stream is turned around when only its sender's port is one.
-LIKELY_SERVER_PORTS = frozenset({
-    21, 22, 23, 25, 53, 67, 69, 80, 81, 88, 102, 110, 123, 135, 137, 139, 143, 161, 162, 389, 443,
-    445, 465, 502, 514, 563, 585, 587, 614, 631, 636, 853, 989, 990, 992, 993, 995, 1080, 1194, 1434,
-    1812, 1883, 2049, 2123, 2152, 2375, 2376, 2811, 3128, 3306, 3389, 3478, 3544, 4789, 5060, 5072,
-    5222, 5223, 5269, 5353, 5355, 5432, 5671, 5672, 6081, 6379, 6443, 6666, 6667, 6668, 6669, 6697,
-    8000, 8080, 8443, 8787, 8888, 9200, 11211, 11434, 20000, 27017,
-})
+LIKELY_SERVER_PORTS = frozenset(
+    {
+        21,
+        22,
+        23,
+        25,
+        53,
+        67,
+        69,
+        80,
+        81,
+        88,
+        102,
+        110,
+        123,
+        135,
+        137,
+        139,
+        143,
+        161,
+        162,
+        389,
+        443,
+        445,
+        465,
+        502,
+        514,
+        563,
+        585,
+        587,
+        614,
+        631,
+        636,
+        853,
+        989,
+        990,
+        992,
+        993,
+        995,
+        1080,
+        1194,
+        1434,
+        1812,
+        1883,
+        2049,
+        2123,
+        2152,
+        2375,
+        2376,
+        2811,
+        3128,
+        3306,
+        3389,
+        3478,
+        3544,
+        4789,
+        5060,
+        5072,
+        5222,
+        5223,
+        5269,
+        5353,
+        5355,
+        5432,
+        5671,
+        5672,
+        6081,
+        6379,
+        6443,
+        6666,
+        6667,
+        6668,
+        6669,
+        6697,
+        8000,
+        8080,
+        8443,
+        8787,
+        8888,
+        9200,
+        11211,
+        11434,
+        20000,
+        27017,
+    }
+)
 
 
 DNS_PORTS = frozenset({53, 137, 5353, 5355})
@@ -40,9 +119,25 @@ class Flow:
     """Mutable per-flow state inside the table (never leaves it: records do)."""
 
     __slots__ = (
-        "deadline", "dport", "dst", "first_seen", "flipped", "idle", "interface", "key",
-        "last_seen", "obytes", "opkts", "proto", "rbytes", "reported_at", "rpkts", "sport", "src",
-        "tcp", "uid",
+        "deadline",
+        "dport",
+        "dst",
+        "first_seen",
+        "flipped",
+        "idle",
+        "interface",
+        "key",
+        "last_seen",
+        "obytes",
+        "opkts",
+        "proto",
+        "rbytes",
+        "reported_at",
+        "rpkts",
+        "sport",
+        "src",
+        "tcp",
+        "uid",
     )
 
     def __init__(
@@ -86,8 +181,11 @@ class FlowTable:
             is_orig = flow.src == src and flow.sport == sport
         else:
             flow, is_orig = entry
-            if (ts >= flow.deadline or ts - flow.last_seen >= flow.idle
-                    or (flags & SYN and flow.tcp is not None and flow.tcp.is_reuse(flags, seq))):
+            if (
+                ts >= flow.deadline
+                or ts - flow.last_seen >= flow.idle
+                or (flags & SYN and flow.tcp is not None and flow.tcp.is_reuse(flags, seq))
+            ):
                 self._end(flow)
                 flow = self._create(p, ts, interface)
                 is_orig = flow.src == src and flow.sport == sport
@@ -134,7 +232,9 @@ class FlowTable:
             self.counters["flows_evicted"] += 1
         src, dst, proto, sport, dport, flags = p[:6]
         flipped = _responder_sent_first(proto, sport, dport, flags)
-        key: FlowKey = (dst, dport, src, sport, proto) if flipped else (src, sport, dst, dport, proto)
+        key: FlowKey = (
+            (dst, dport, src, sport, proto) if flipped else (src, sport, dst, dport, proto)
+        )
         s = self._settings
         if proto == UDP and key[3] in DNS_PORTS:
             idle = s.dns_idle_timeout
@@ -200,8 +300,9 @@ def _state_and_history(flow: Flow) -> tuple[str, str]:
         return flow.tcp.conn_state(), flow.tcp.history
     if flow.proto != UDP:
         return "OTH", ""  # Zeek records no history for ICMP and other protocols
-    history = ("^" if flow.flipped else "") + ("D" if flow.opkts else "") + (
-        "d" if flow.rpkts else "")
+    history = (
+        ("^" if flow.flipped else "") + ("D" if flow.opkts else "") + ("d" if flow.rpkts else "")
+    )
     if flow.opkts:
         return ("SF" if flow.rpkts else "S0"), history
     return ("SHR" if flow.rpkts else "OTH"), history
@@ -221,9 +322,15 @@ def flow_uid(interface: str, first_seen: float, key: FlowKey) -> str:
     duplicating them.
     """
     src, sport, dst, dport, proto = key
-    material = b"|".join([
-        interface.encode(), f"{first_seen:.6f}".encode(), src, dst, f"{sport}/{dport}/{proto}".encode()
-    ])
+    material = b"|".join(
+        [
+            interface.encode(),
+            f"{first_seen:.6f}".encode(),
+            src,
+            dst,
+            f"{sport}/{dport}/{proto}".encode(),
+        ]
+    )
     value = int.from_bytes(hashlib.blake2b(material, digest_size=13).digest(), "big")
     chars = []
     for _ in range(17):

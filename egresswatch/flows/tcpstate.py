@@ -28,8 +28,20 @@ class TcpState:
     """Both endpoints of one TCP connection, plus its history string."""
 
     __slots__ = (
-        "deadline", "history", "orig", "orig_closed", "orig_data", "orig_prev", "orig_start",
-        "resp", "resp_closed", "resp_data", "resp_prev", "resp_start", "seen", "settled",
+        "deadline",
+        "history",
+        "orig",
+        "orig_closed",
+        "orig_data",
+        "orig_prev",
+        "orig_start",
+        "resp",
+        "resp_closed",
+        "resp_data",
+        "resp_prev",
+        "resp_start",
+        "seen",
+        "settled",
     )
 
     def __init__(self, *, flipped: bool = False) -> None:
@@ -80,20 +92,24 @@ class TcpState:
                 self.resp_start = seq if flags & SYN else seq - 1
             self.resp_data = self.resp_data or payload_len > 0
             ep, peer = self.resp, self.orig
-        new_ep, new_peer, do_close = _transition(ep, peer, self._peer_prev(is_orig), is_orig,
-                                                 flags, payload_len)
+        new_ep, new_peer, do_close = _transition(
+            ep, peer, self._peer_prev(is_orig), is_orig, flags, payload_len
+        )
         self._set(is_orig, new_ep)
         self._set(not is_orig, new_peer)
         if is_orig and ep == INACTIVE and new_ep in (SYN_SENT, SYN_ACK_SENT):
             self.deadline = ts + ATTEMPT_DELAY
-        elif self.deadline != math.inf and self.resp != INACTIVE and not do_close and not (
-            self.orig_closed or self.resp_closed
+        elif (
+            self.deadline != math.inf
+            and self.resp != INACTIVE
+            and not do_close
+            and not (self.orig_closed or self.resp_closed)
         ):
             self.deadline = math.inf  # answered: the attempt timer no longer applies
         if do_close:
             self._closed(is_orig, ts, close_grace)
         self.settled = (
-            self.orig == ESTABLISHED and self.resp == ESTABLISHED and _PLAIN_LETTERS <= self.seen
+            self.orig == ESTABLISHED and self.resp == ESTABLISHED and self.seen >= _PLAIN_LETTERS
         )
 
     def _peer_prev(self, is_orig: bool) -> int:
@@ -111,7 +127,9 @@ class TcpState:
         # complete (a RST, or both sides closed, or the peer never spoke).
         ep_state, peer_state = (self.orig, self.resp) if is_orig else (self.resp, self.orig)
         ep_closed, peer_closed = (
-            (self.orig_closed, self.resp_closed) if is_orig else (self.resp_closed, self.orig_closed)
+            (self.orig_closed, self.resp_closed)
+            if is_orig
+            else (self.resp_closed, self.orig_closed)
         )
         if ep_closed:
             return

@@ -43,7 +43,9 @@ class Database:
             with self.engine.begin() as conn:
                 upsert_flows(conn, records)
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot write {len(records)} flows to {self._safe_url}: {exc}") from exc
+            raise StoreError(
+                f"cannot write {len(records)} flows to {self._safe_url}: {exc}"
+            ) from exc
 
     def flows(self, flt: FlowFilter) -> Iterator[dict[str, Any]]:
         """Flows matching ``flt``, newest activity first, as plain dicts of the record fields."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Insert
+from sqlalchemy import Connection, Insert, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from egresswatch.flows.record import FlowRecord
@@ -14,19 +14,38 @@ from egresswatch.store.queries import address_key
 
 # Columns an interim update may change; first_seen and the 5-tuple never change for a uid.
 _UPDATED = (
-    "last_seen", "packets_out", "bytes_out", "packets_in", "bytes_in", "state", "history", "closed",
+    "last_seen",
+    "packets_out",
+    "bytes_out",
+    "packets_in",
+    "bytes_in",
+    "state",
+    "history",
+    "closed",
 )
 
 
 def flow_values(rec: FlowRecord) -> dict[str, Any]:
     return {
-        "uid": rec.uid, "first_seen": rec.first_seen, "last_seen": rec.last_seen,
-        "interface": rec.interface, "direction": str(rec.direction), "ip_proto": rec.ip_proto,
-        "protocol": rec.protocol, "src_ip": rec.src_ip, "src_port": rec.src_port,
-        "dst_ip": rec.dst_ip, "dst_port": rec.dst_port, "dst_addr": address_key(rec.dst_ip),
-        "packets_out": rec.packets_out, "bytes_out": rec.bytes_out,
-        "packets_in": rec.packets_in, "bytes_in": rec.bytes_in,
-        "state": rec.state, "history": rec.history[:64], "closed": rec.closed,
+        "uid": rec.uid,
+        "first_seen": rec.first_seen,
+        "last_seen": rec.last_seen,
+        "interface": rec.interface,
+        "direction": str(rec.direction),
+        "ip_proto": rec.ip_proto,
+        "protocol": rec.protocol,
+        "src_ip": rec.src_ip,
+        "src_port": rec.src_port,
+        "dst_ip": rec.dst_ip,
+        "dst_port": rec.dst_port,
+        "dst_addr": address_key(rec.dst_ip),
+        "packets_out": rec.packets_out,
+        "bytes_out": rec.bytes_out,
+        "packets_in": rec.packets_in,
+        "bytes_in": rec.bytes_in,
+        "state": rec.state,
+        "history": rec.history[:64],
+        "closed": rec.closed,
     }
 
 
@@ -53,12 +72,9 @@ def upsert_flows(conn: Connection, records: Sequence[FlowRecord]) -> None:
 
 def _upsert_portable(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Any other database: update by uid, insert what was not there."""
-    table = FlowRow.__table__
     for row in rows:
         updated = conn.execute(
-            table.update()
-            .where(table.c.uid == row["uid"])
-            .values({c: row[c] for c in _UPDATED})
+            update(FlowRow).where(FlowRow.uid == row["uid"]).values({c: row[c] for c in _UPDATED})
         )
         if updated.rowcount == 0:
-            conn.execute(table.insert().values(row))
+            conn.execute(insert(FlowRow).values(row))

@@ -19,8 +19,8 @@ from typing import Any
 import pyshark
 import pytest
 
-from tests.conftest import SHARED
 from tests.conformance.replay import replay_flows
+from tests.conftest import SHARED
 
 pytestmark = pytest.mark.tshark
 INDEX = SHARED / "peers" / "index.json"
@@ -60,8 +60,9 @@ def our_conversations(flows: list[dict[str, Any]]) -> Counter[Conversation]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c["id"])
-def test_same_conversations_and_frame_counts_as_tshark(case: dict[str, Any], peers: Path,
-                                                       tmp_path: Path) -> None:
+def test_same_conversations_and_frame_counts_as_tshark(
+    case: dict[str, Any], peers: Path, tmp_path: Path
+) -> None:
     pcap = peers / case["pcap"]
     theirs = tshark_conversations(pcap)
     ours = our_conversations(replay_flows(pcap, tmp_path))

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SHARED
 from tests.conformance.replay import peer_cases, replay_flows, zeek_log
+from tests.conftest import SHARED
 
 CASES = peer_cases(SHARED / "peers", "conn") if (SHARED / "peers").exists() else []
 CHECKSUM_CASE = "zeek/dns-corrupt-checksum"
@@ -30,8 +30,13 @@ def _key(row: dict[str, Any]) -> tuple[str, int, str, int, str]:
 
 
 def _zeek_key(row: dict[str, str]) -> tuple[str, int, str, int, str]:
-    return (row["id.orig_h"], int(row["id.orig_p"]), row["id.resp_h"], int(row["id.resp_p"]),
-            row["proto"])
+    return (
+        row["id.orig_h"],
+        int(row["id.orig_p"]),
+        row["id.resp_h"],
+        int(row["id.resp_p"]),
+        row["proto"],
+    )
 
 
 def _counts(row: dict[str, Any]) -> tuple[int, int, int, int, str]:
@@ -39,14 +44,21 @@ def _counts(row: dict[str, Any]) -> tuple[int, int, int, int, str]:
 
 
 def _zeek_counts(row: dict[str, str]) -> tuple[int, int, int, int, str]:
-    return (int(row["orig_pkts"]), int(row["orig_ip_bytes"]), int(row["resp_pkts"]),
-            int(row["resp_ip_bytes"]), row["conn_state"])
+    return (
+        int(row["orig_pkts"]),
+        int(row["orig_ip_bytes"]),
+        int(row["resp_pkts"]),
+        int(row["resp_ip_bytes"]),
+        row["conn_state"],
+    )
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c["id"] != CHECKSUM_CASE],
-                         ids=lambda c: c["id"])
-def test_same_connections_counts_and_states_as_zeek(case: dict[str, Any], peers: Path,
-                                                    tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if c["id"] != CHECKSUM_CASE], ids=lambda c: c["id"]
+)
+def test_same_connections_counts_and_states_as_zeek(
+    case: dict[str, Any], peers: Path, tmp_path: Path
+) -> None:
     ours = replay_flows(peers / case["pcap"], tmp_path)
     expected = zeek_log(peers / case["expected_logs"]["conn"]["file"])
     assert len(ours) == len(expected)
@@ -66,7 +78,8 @@ def test_bad_checksums_are_counted_on_purpose(peers: Path, tmp_path: Path) -> No
     case = next(c for c in CASES if c["id"] == CHECKSUM_CASE)
     expected = zeek_log(peers / case["expected_logs"]["conn"]["file"])
     assert [(e["orig_pkts"], e["resp_pkts"], e["conn_state"]) for e in expected] == [
-        ("0", "0", "OTH")]  # Zeek without -C: both packets dropped as corrupt
+        ("0", "0", "OTH")
+    ]  # Zeek without -C: both packets dropped as corrupt
     ours = replay_flows(peers / case["pcap"], tmp_path)
     assert [(r["packets_out"], r["packets_in"], r["state"]) for r in ours] == [(1, 1, "SF")]
 

@@ -31,13 +31,17 @@ def test_ipv4_datagram_reassembled_even_out_of_order() -> None:
     assert isinstance(done, PacketFacts)
     assert (done.sport, done.dport, done.payload_len) == (5000, 53, len(payload))
     assert done.ip_bytes == 20 + 8 + len(payload)
-    assert done.data[done.payload_offset:] == payload
+    assert done.data[done.payload_offset :] == payload
 
 
 def test_ipv6_fragment_header() -> None:
     payload = b"z" * 3000
-    pkt = IPv6(src="2001:db8::1", dst="2001:db8::2") / IPv6ExtHdrFragment(id=7) / UDP(
-        sport=53, dport=40000) / payload
+    pkt = (
+        IPv6(src="2001:db8::1", dst="2001:db8::2")
+        / IPv6ExtHdrFragment(id=7)
+        / UDP(sport=53, dport=40000)
+        / payload
+    )
     frames = [bytes(Ether() / f) for f in fragment6(pkt, 1280)]
     reassembler = FragmentReassembler()
     results = [reassembler.add(p, now=1.0) for p in _fragments(frames)]

@@ -10,8 +10,10 @@ from egresswatch.decode.tunnels import teredo_inner
 from tests.packets import facts, handshake_and_close, tcp, udp
 
 LINKTYPES = [int(t) for t in LinkType] + [12, 14, 147]
-VALID = [bytes(p) for p in [*handshake_and_close(), udp(), tcp("S", src="2001:db8::1",
-                                                                    dst="2001:db8::2")]]
+VALID = [
+    bytes(p)
+    for p in [*handshake_and_close(), udp(), tcp("S", src="2001:db8::1", dst="2001:db8::2")]
+]
 
 
 def _check(result: object) -> None:
@@ -43,9 +45,12 @@ def test_mutated_valid_packets(frame: bytes, data: st.DataObject) -> None:
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 8191), st.booleans(), st.binary(max_size=64)),
-                max_size=30))
-def test_reassembly_of_arbitrary_fragments_is_bounded(pieces: list[tuple[int, bool, bytes]]) -> None:
+@given(
+    st.lists(st.tuples(st.integers(0, 8191), st.booleans(), st.binary(max_size=64)), max_size=30)
+)
+def test_reassembly_of_arbitrary_fragments_is_bounded(
+    pieces: list[tuple[int, bool, bytes]],
+) -> None:
     reassembler = FragmentReassembler(max_datagrams=4)
     for offset, more, payload in pieces:
         frag = Fragment(b"\x01" * 4, b"\x02" * 4, 17, offset % 3, offset * 8, more, 20, payload)

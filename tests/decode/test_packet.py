@@ -18,7 +18,7 @@ from scapy.layers.l2 import ARP, CookedLinux, CookedLinuxV2, Dot1AD, Dot1Q, Ethe
 from scapy.packet import Packet
 
 from egresswatch.decode import Fragment, LinkType, PacketFacts, decode
-from tests.packets import facts, tcp, udp
+from tests.packets import facts, tcp
 
 
 def test_ipv4_tcp_facts() -> None:
@@ -39,10 +39,13 @@ def test_ethernet_padding_is_not_payload() -> None:
     assert (f.ip_bytes, f.payload_len) == (40, 0)
 
 
-@pytest.mark.parametrize("tags", [
-    pytest.param(lambda ip: Ether() / Dot1Q(vlan=10) / ip, id="802.1Q"),
-    pytest.param(lambda ip: Ether() / Dot1AD(vlan=20) / Dot1Q(vlan=10) / ip, id="QinQ"),
-])
+@pytest.mark.parametrize(
+    "tags",
+    [
+        pytest.param(lambda ip: Ether() / Dot1Q(vlan=10) / ip, id="802.1Q"),
+        pytest.param(lambda ip: Ether() / Dot1AD(vlan=20) / Dot1Q(vlan=10) / ip, id="QinQ"),
+    ],
+)
 def test_vlan_tags(tags) -> None:  # type: ignore[no-untyped-def]
     pkt = tags(IP(src="10.0.0.2", dst="203.0.113.10") / UDP(sport=5000, dport=53) / (b"x" * 10))
     f = decode(bytes(pkt))
@@ -53,16 +56,22 @@ def test_vlan_tags(tags) -> None:  # type: ignore[no-untyped-def]
 IP4_UDP = IP(src="10.0.0.2", dst="198.51.100.7") / UDP(sport=1234, dport=53) / b"abcd"
 
 
-@pytest.mark.parametrize(("linktype", "frame"), [
-    pytest.param(LinkType.LINUX_SLL, bytes(CookedLinux(proto=0x0800) / IP4_UDP), id="SLL"),
-    pytest.param(LinkType.LINUX_SLL2, bytes(CookedLinuxV2(proto=0x0800) / IP4_UDP), id="SLL2"),
-    pytest.param(LinkType.RAW, bytes(IP4_UDP), id="raw"),
-    pytest.param(LinkType.IPV4, bytes(IP4_UDP), id="ipv4"),
-    pytest.param(LinkType.NULL, struct.pack("<I", 2) + bytes(IP4_UDP), id="null-little-endian"),
-    pytest.param(LinkType.NULL, struct.pack(">I", 2) + bytes(IP4_UDP), id="null-big-endian"),
-    pytest.param(LinkType.LOOP, bytes(Loopback(type=2) / IP4_UDP)[:0] + struct.pack(">I", 2)
-                 + bytes(IP4_UDP), id="loop"),
-])
+@pytest.mark.parametrize(
+    ("linktype", "frame"),
+    [
+        pytest.param(LinkType.LINUX_SLL, bytes(CookedLinux(proto=0x0800) / IP4_UDP), id="SLL"),
+        pytest.param(LinkType.LINUX_SLL2, bytes(CookedLinuxV2(proto=0x0800) / IP4_UDP), id="SLL2"),
+        pytest.param(LinkType.RAW, bytes(IP4_UDP), id="raw"),
+        pytest.param(LinkType.IPV4, bytes(IP4_UDP), id="ipv4"),
+        pytest.param(LinkType.NULL, struct.pack("<I", 2) + bytes(IP4_UDP), id="null-little-endian"),
+        pytest.param(LinkType.NULL, struct.pack(">I", 2) + bytes(IP4_UDP), id="null-big-endian"),
+        pytest.param(
+            LinkType.LOOP,
+            bytes(Loopback(type=2) / IP4_UDP)[:0] + struct.pack(">I", 2) + bytes(IP4_UDP),
+            id="loop",
+        ),
+    ],
+)
 def test_link_types(linktype: int, frame: bytes) -> None:
     f = decode(frame, linktype)
     assert isinstance(f, PacketFacts), f
@@ -77,26 +86,45 @@ def test_bsd_loopback_ipv6() -> None:
 
 
 def test_ipv4_options_are_skipped() -> None:
-    pkt = Ether() / IP(src="10.0.0.2", dst="203.0.113.1", options=b"\x01" * 8) / UDP(
-        sport=9, dport=10) / b"zz"
+    pkt = (
+        Ether()
+        / IP(src="10.0.0.2", dst="203.0.113.1", options=b"\x01" * 8)
+        / UDP(sport=9, dport=10)
+        / b"zz"
+    )
     f = facts(pkt)
     assert (f.sport, f.dport, f.ip_bytes, f.payload_len) == (9, 10, 28 + 8 + 2, 2)
 
 
 def test_ipv6_extension_headers() -> None:
-    pkt = (Ether() / IPv6(src="2001:db8::1", dst="2001:db8::2") / IPv6ExtHdrHopByHop()
-           / IPv6ExtHdrDestOpt() / IPv6ExtHdrRouting() / TCP(sport=1111, dport=443, flags="S"))
+    pkt = (
+        Ether()
+        / IPv6(src="2001:db8::1", dst="2001:db8::2")
+        / IPv6ExtHdrHopByHop()
+        / IPv6ExtHdrDestOpt()
+        / IPv6ExtHdrRouting()
+        / TCP(sport=1111, dport=443, flags="S")
+    )
     f = facts(pkt)
     assert (f.proto, f.sport, f.dport) == (6, 1111, 443)
     assert f.ip_bytes == len(bytes(pkt)) - 14
 
 
-@pytest.mark.parametrize(("request_pkt", "reply_pkt"), [
-    pytest.param(IP(src="10.0.0.2", dst="192.0.2.1") / ICMP(type=8),
-                 IP(src="192.0.2.1", dst="10.0.0.2") / ICMP(type=0), id="icmp"),
-    pytest.param(IPv6(src="fd00::2", dst="2001:db8::1") / ICMPv6EchoRequest(),
-                 IPv6(src="2001:db8::1", dst="fd00::2") / ICMPv6EchoReply(), id="icmp6"),
-])
+@pytest.mark.parametrize(
+    ("request_pkt", "reply_pkt"),
+    [
+        pytest.param(
+            IP(src="10.0.0.2", dst="192.0.2.1") / ICMP(type=8),
+            IP(src="192.0.2.1", dst="10.0.0.2") / ICMP(type=0),
+            id="icmp",
+        ),
+        pytest.param(
+            IPv6(src="fd00::2", dst="2001:db8::1") / ICMPv6EchoRequest(),
+            IPv6(src="2001:db8::1", dst="fd00::2") / ICMPv6EchoReply(),
+            id="icmp6",
+        ),
+    ],
+)
 def test_icmp_echo_request_and_reply_share_a_key(request_pkt: Packet, reply_pkt: Packet) -> None:
     req, rep = facts(Ether() / request_pkt), facts(Ether() / reply_pkt)
     assert (req.src, req.sport, req.dst, req.dport) == (rep.dst, rep.dport, rep.src, rep.sport)
@@ -114,19 +142,25 @@ def test_snaplen_cut_frame_still_counts_the_ip_length() -> None:
     assert (f.ip_bytes, f.payload_len) == (1040, 1000)
 
 
-@pytest.mark.parametrize(("frame", "reason"), [
-    (b"\x00" * 10, "truncated_ethernet"),
-    (bytes(Ether() / ARP()), "not_ip"),
-    (bytes(Ether(type=0x0800)) + b"\x45\x00", "truncated_ip"),
-    (bytes(Ether() / IP(version=5) / UDP()), "bad_ip_version"),
-    (bytes(Ether() / IP(ihl=4) / UDP()), "bad_ip_header_length"),
-    (bytes(Ether() / IP(len=400) / UDP()), "truncated_ip"),  # the wire frame is shorter
-    (bytes(Ether() / IP() / TCP(dataofs=3)), "bad_tcp_header_length"),
-    (bytes(Ether() / IP(proto=6) / (b"\x00" * 8)), "truncated_tcp"),
-    (bytes(Ether() / IP(proto=17) / (b"\x00" * 4)), "truncated_udp"),
-    (bytes(Ether() / IPv6())[:40], "truncated_ipv6"),
-    (bytes(Ether() / Dot1Q() / Dot1Q() / Dot1Q() / Dot1Q() / Dot1Q() / IP()), "too_many_vlan_tags"),
-])
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [
+        (b"\x00" * 10, "truncated_ethernet"),
+        (bytes(Ether() / ARP()), "not_ip"),
+        (bytes(Ether(type=0x0800)) + b"\x45\x00", "truncated_ip"),
+        (bytes(Ether() / IP(version=5) / UDP()), "bad_ip_version"),
+        (bytes(Ether() / IP(ihl=4) / UDP()), "bad_ip_header_length"),
+        (bytes(Ether() / IP(len=400) / UDP()), "truncated_ip"),  # the wire frame is shorter
+        (bytes(Ether() / IP() / TCP(dataofs=3)), "bad_tcp_header_length"),
+        (bytes(Ether() / IP(proto=6) / (b"\x00" * 8)), "truncated_tcp"),
+        (bytes(Ether() / IP(proto=17) / (b"\x00" * 4)), "truncated_udp"),
+        (bytes(Ether() / IPv6())[:40], "truncated_ipv6"),
+        (
+            bytes(Ether() / Dot1Q() / Dot1Q() / Dot1Q() / Dot1Q() / Dot1Q() / IP()),
+            "too_many_vlan_tags",
+        ),
+    ],
+)
 def test_malformed_packets_are_reasons_not_errors(frame: bytes, reason: str) -> None:
     assert decode(frame) == reason
 
@@ -136,8 +170,11 @@ def test_unknown_link_type() -> None:
 
 
 def test_ipv4_fragments_are_handed_to_reassembly() -> None:
-    pkt = IP(src="10.0.0.2", dst="203.0.113.10", id=99, flags="MF", frag=0) / UDP(
-        sport=1, dport=53) / (b"a" * 100)
+    pkt = (
+        IP(src="10.0.0.2", dst="203.0.113.10", id=99, flags="MF", frag=0)
+        / UDP(sport=1, dport=53)
+        / (b"a" * 100)
+    )
     f = decode(bytes(Ether() / pkt))
     assert isinstance(f, Fragment)
     assert (f.ident, f.offset, f.more, f.header_len) == (99, 0, True, 20)

@@ -13,8 +13,11 @@ from tests.packets import CLIENT, SERVER, facts, handshake_and_close, icmp_echo,
 LOCAL = LocalNetworks(["10.0.0.0/8", "fd00::/8"])
 
 
-def run(packets: list[tuple[float, Packet]], settings: FlowSettings | None = None,
-        end: float | None = None) -> tuple[FlowTable, list[FlowRecord]]:
+def run(
+    packets: list[tuple[float, Packet]],
+    settings: FlowSettings | None = None,
+    end: float | None = None,
+) -> tuple[FlowTable, list[FlowRecord]]:
     """Feed (time, packet) pairs, sweeping as the pipeline does, then sweep at ``end``."""
     table = FlowTable(settings or FlowSettings(), LOCAL)
     out: list[FlowRecord] = []
@@ -26,7 +29,9 @@ def run(packets: list[tuple[float, Packet]], settings: FlowSettings | None = Non
     return table, out
 
 
-def spaced(packets: list[Packet], start: float = 100.0, step: float = 0.01) -> list[tuple[float, Packet]]:
+def spaced(
+    packets: list[Packet], start: float = 100.0, step: float = 0.01
+) -> list[tuple[float, Packet]]:
     return [(start + i * step, p) for i, p in enumerate(packets)]
 
 
@@ -34,7 +39,13 @@ def test_complete_connection() -> None:
     table, out = run(spaced(handshake_and_close()), end=200.0)
     assert len(out) == 1 and len(table) == 0
     r = out[0]
-    assert (r.src_ip, r.src_port, r.dst_ip, r.dst_port, r.protocol) == (CLIENT, 40000, SERVER, 443, "tcp")
+    assert (r.src_ip, r.src_port, r.dst_ip, r.dst_port, r.protocol) == (
+        CLIENT,
+        40000,
+        SERVER,
+        443,
+        "tcp",
+    )
     assert (r.state, r.history, r.closed) == ("SF", "ShADdFf", True)
     assert (r.packets_out, r.packets_in) == (6, 3)
     assert r.bytes_out == 6 * 40 + 18 and r.bytes_in == 3 * 40 + 19
@@ -56,8 +67,9 @@ def test_unanswered_syn_is_s0_and_late_retransmission_is_a_new_attempt() -> None
 
 
 def test_rejected_connection() -> None:
-    _, out = run(spaced([tcp("S"), tcp("RA", src=SERVER, dst=CLIENT, sport=443, dport=40000)]),
-                 end=200.0)
+    _, out = run(
+        spaced([tcp("S"), tcp("RA", src=SERVER, dst=CLIENT, sport=443, dport=40000)]), end=200.0
+    )
     assert [(r.state, r.history) for r in out] == [("REJ", "Sr")]
 
 
@@ -88,7 +100,8 @@ def test_udp_exchange_and_unanswered_datagram() -> None:
 def test_icmp_echo_is_one_flow() -> None:
     _, out = run(spaced([icmp_echo(), icmp_echo(reply=True, src=SERVER, dst=CLIENT)]), end=1000.0)
     assert [(r.protocol, r.src_port, r.dst_port, r.packets_out, r.packets_in) for r in out] == [
-        ("icmp", 8, 0, 1, 1)]
+        ("icmp", 8, 0, 1, 1)
+    ]
 
 
 def test_idle_flow_ends_and_a_later_packet_starts_a_new_one() -> None:
@@ -122,8 +135,12 @@ def test_table_is_bounded_and_evictions_are_counted_not_lost() -> None:
 
 
 def test_directions() -> None:
-    cases = [(CLIENT, SERVER, Direction.EGRESS), (SERVER, CLIENT, Direction.INGRESS),
-             (CLIENT, "10.9.9.9", Direction.INTERNAL), ("192.0.2.1", SERVER, Direction.TRANSIT)]
+    cases = [
+        (CLIENT, SERVER, Direction.EGRESS),
+        (SERVER, CLIENT, Direction.INGRESS),
+        (CLIENT, "10.9.9.9", Direction.INTERNAL),
+        ("192.0.2.1", SERVER, Direction.TRANSIT),
+    ]
     for src, dst, expected in cases:
         _, out = run([(0.0, udp(src=src, dst=dst, sport=40000, dport=5000))], end=1000.0)
         assert out[0].direction == expected, (src, dst)
@@ -135,4 +152,5 @@ def test_uid_is_stable_for_the_same_flow() -> None:
     assert first[0].uid == again[0].uid
     assert first[0].uid.startswith("C") and len(first[0].uid) == 18
     assert flow_uid("eth1", 100.0, (b"\x01" * 4, 1, b"\x02" * 4, 2, 6)) != flow_uid(
-        "eth0", 100.0, (b"\x01" * 4, 1, b"\x02" * 4, 2, 6))
+        "eth0", 100.0, (b"\x01" * 4, 1, b"\x02" * 4, 2, 6)
+    )
