@@ -7,9 +7,10 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from egresswatch.capture.pcapfile import Frame
+from egresswatch.capture.frames import FrameBatch, Int64Array
 from egresswatch.config import Settings
 from egresswatch.decode import FragmentReassembler, PacketFacts, decode
+from egresswatch.decode.batch import decode_batch
 from egresswatch.decode.packet import UDP
 from egresswatch.decode.tunnels import teredo_inner
 from egresswatch.flows.localnet import LocalNetworks
@@ -20,8 +21,6 @@ log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL = 1.0
 """Seconds of packet time between looks for ended flows (so finished flows leave within ~1 s)."""
-PROGRESS_EVERY = 1 << 16
-"""Packets between progress callbacks."""
 
 FlowSink = Callable[[list[FlowRecord]], None]
 
@@ -44,44 +43,55 @@ class Pipeline:
 
     def feed(
         self,
-        frames: Iterable[Frame],
+        batches: Iterable[FrameBatch],
         interface_name: Callable[[int], str],
         progress: Callable[[int], None] | None = None,
     ) -> None:
-        """Account every frame. The per-packet loop: nothing here may raise on bad input."""
-        add = self.table.add
-        skipped = self.skipped
-        reassemble = self.fragments.add
+        """Account every frame of every batch. Nothing here may raise on bad input."""
         names: dict[int, str] = {}
-        packets = self.packets
-        try:
-            for ts, linktype, frame, wire_len, iface in frames:
-                packets += 1
-                if progress is not None and packets % PROGRESS_EVERY == 0:
-                    progress(packets)
-                facts = decode(frame, linktype, wire_len)
-                if not isinstance(facts, PacketFacts):
-                    if isinstance(facts, str):
-                        skipped[facts] += 1
-                        continue
-                    whole = reassemble(facts, ts)
-                    if not isinstance(whole, PacketFacts):
-                        if whole is not None:
-                            skipped[whole] += 1
-                        continue
-                    facts = whole
-                if ts >= self._next_sweep:
-                    self._sweep(ts)
-                name = names.get(iface)
-                if name is None:
-                    name = names[iface] = interface_name(iface)
-                add(facts, ts, name)
-                if facts.proto == UDP:
-                    inner = teredo_inner(facts)
-                    if inner is not None:
-                        add(inner, ts, name)
-        finally:
-            self.packets = packets
+        for batch in batches:
+            if not len(batch):
+                continue
+            first_ts = float(batch.ts[0])
+            if first_ts >= self._next_sweep:
+                self._sweep(first_ts)
+            name = names.get(batch.iface)
+            if name is None:
+                name = names[batch.iface] = interface_name(batch.iface)
+            decoded = decode_batch(batch)
+            self.table.add_batch(decoded, self._decode_slow(batch, decoded.slow), name)
+            self.packets += len(batch)
+            if progress is not None:
+                progress(self.packets)
+
+    def _decode_slow(
+        self, batch: FrameBatch, rows: Int64Array
+    ) -> list[tuple[int, float, PacketFacts]]:
+        """The per-packet decoder, for the frames the bulk decoder left (and IP reassembly)."""
+        out: list[tuple[int, float, PacketFacts]] = []
+        buf, linktype = batch.buf, batch.linktype
+        starts, caplens = batch.start[rows].tolist(), batch.caplen[rows].tolist()
+        wirelens, times = batch.wirelen[rows].tolist(), batch.ts[rows].tolist()
+        for row, start, caplen, wirelen, ts in zip(
+            rows.tolist(), starts, caplens, wirelens, times, strict=True
+        ):
+            facts = decode(buf[start : start + caplen], linktype, wirelen)
+            if not isinstance(facts, PacketFacts):
+                if isinstance(facts, str):
+                    self.skipped[facts] += 1
+                    continue
+                whole = self.fragments.add(facts, ts)
+                if not isinstance(whole, PacketFacts):
+                    if whole is not None:
+                        self.skipped[whole] += 1
+                    continue
+                facts = whole
+            out.append((row, ts, facts))
+            if facts.proto == UDP:
+                inner = teredo_inner(facts)
+                if inner is not None:
+                    out.append((row, ts, inner))
+        return out
 
     def finish(self) -> None:
         """End every flow still open and write everything out (end of replay, shutdown)."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import pytest
+import scapy.layers.inet
+import scapy.layers.l2
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -20,5 +21,14 @@ def peers() -> Path:
     return path
 
 
-# scapy warns about every Ether() without a destination MAC; test frames never leave the process.
-logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
+def _no_arp(ip: str, *args: object, **kwargs: object) -> str:
+    raise AssertionError(
+        f"scapy wanted to ARP for {ip} on a real network: give test frames explicit MACs "
+        "(tests.packets.MACS)"
+    )
+
+
+# Crafting Ether() without a destination MAC makes scapy send ARP requests on the host's real
+# network to fill it in: test traffic must never leave this machine, so refuse outright.
+scapy.layers.l2.getmacbyip = _no_arp
+scapy.layers.inet.getmacbyip = _no_arp  # type: ignore[attr-defined]

@@ -12,6 +12,8 @@ from scapy.utils import wrpcap
 
 from egresswatch.decode import PacketFacts, decode
 
+MACS = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
+"""Explicit MACs: without them scapy ARPs on the real network to fill them in."""
 CLIENT = "10.0.0.2"
 SERVER = "203.0.113.10"
 
@@ -27,7 +29,7 @@ def tcp(
     seq: int = 1000,
 ) -> Packet:
     ip = IPv6(src=src, dst=dst) if ":" in src else IP(src=src, dst=dst)
-    return Ether() / ip / TCP(sport=sport, dport=dport, flags=flags, seq=seq) / payload
+    return Ether(**MACS) / ip / TCP(sport=sport, dport=dport, flags=flags, seq=seq) / payload
 
 
 def udp(
@@ -39,11 +41,11 @@ def udp(
     payload: bytes = b"q" * 20,
 ) -> Packet:
     ip = IPv6(src=src, dst=dst) if ":" in src else IP(src=src, dst=dst)
-    return Ether() / ip / UDP(sport=sport, dport=dport) / payload
+    return Ether(**MACS) / ip / UDP(sport=sport, dport=dport) / payload
 
 
 def icmp_echo(reply: bool = False, *, src: str = CLIENT, dst: str = SERVER) -> Packet:
-    return Ether() / IP(src=src, dst=dst) / ICMP(type=0 if reply else 8, id=7, seq=1)
+    return Ether(**MACS) / IP(src=src, dst=dst) / ICMP(type=0 if reply else 8, id=7, seq=1)
 
 
 def facts(pkt: Packet) -> PacketFacts:

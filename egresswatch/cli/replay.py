@@ -48,7 +48,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             bar = ProgressBar(capture.size, lambda: capture.position)
         started = time.monotonic()
         try:
-            pipeline.feed(capture, interface_name, bar.update if bar else None)
+            pipeline.feed(capture.batches(), interface_name, bar.update if bar else None)
         finally:
             if bar:
                 bar.close()

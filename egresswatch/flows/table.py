@@ -12,14 +12,20 @@ import hashlib
 import math
 import socket
 from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
 
 from egresswatch.config import FlowSettings
+from egresswatch.decode.batch import DecodedBatch
 from egresswatch.decode.packet import TCP, UDP, PacketFacts
 from egresswatch.flows.localnet import LocalNetworks
 from egresswatch.flows.record import FlowRecord, protocol_name
-from egresswatch.flows.tcpstate import ACK, SYN, TcpState
+from egresswatch.flows.tcpstate import ACK, SYN, TcpState, plain_bit
 
 FlowKey = tuple[bytes, int, bytes, int, int]
+_new = tuple.__new__
 
 # Zeek's likely_server_ports (the ports its default protocol scripts register), plus the services
 # of an inference box. A flow seen mid-stream is turned around when only its sender's port is one.
@@ -197,11 +203,99 @@ class FlowTable:
             flow.rbytes += ip_bytes
         flow.last_seen = ts
         tcp = flow.tcp
-        if tcp is not None and (flags & 0x07 or not tcp.settled):
+        if tcp is not None and (
+            flags & 0x07 or not tcp.plain_done & ((1 << (payload_len > 0)) << (0 if is_orig else 2))
+        ):
             s = self._settings
             tcp.update(is_orig, flags, payload_len, seq, ts, s.close_grace)
             flow.deadline = tcp.deadline
             flow.idle = s.udp_idle_timeout if tcp.handshaking else s.tcp_idle_timeout
+
+    def add_batch(
+        self, d: DecodedBatch, extra: list[tuple[int, float, PacketFacts]], interface: str = ""
+    ) -> None:
+        """Account a decoded batch plus the packets the per-packet decoder handled (``extra``:
+        batch row, time, facts), as if every packet had gone through ``add`` in capture order.
+
+        Packets are grouped by flow; a group that cannot change any flow state (an existing flow,
+        no SYN/FIN/RST, every kind of plain segment already seen, no timeout crossed) is only
+        counted. Any other group, and every group sharing a flow with ``extra``, goes packet by
+        packet.
+        """
+        extra_by_flow: dict[tuple[object, ...], list[tuple[int, float, PacketFacts]]] = {}
+        for item in extra:
+            extra_by_flow.setdefault(_flow_id(item[2]), []).append(item)
+        rows = _Rows(d)
+        groups = _group(d)
+        if groups is None:  # a hash collision: never seen, but never wrong either
+            self._add_rows(rows, range(len(d)), [], interface)
+        else:
+            for g in groups:
+                merged = extra_by_flow.pop(g[1], [])
+                if merged or not self._count_only(g):
+                    self._add_rows(rows, g[0], merged, interface)
+        for items in extra_by_flow.values():
+            for _, ts, facts in items:
+                self.add(facts, ts, interface)
+
+    def _count_only(self, g: _Group) -> bool:
+        (
+            _,
+            _,
+            key,
+            key_is_fwd,
+            control,
+            first_ts,
+            last_ts,
+            max_gap,
+            kinds,
+            fwd_packets,
+            fwd_bytes,
+            rev_packets,
+            rev_bytes,
+        ) = g
+        entry = self._index.get(key)
+        if entry is None or control:
+            return False
+        flow, is_orig = entry
+        if (
+            first_ts - flow.last_seen >= flow.idle
+            or max_gap >= flow.idle
+            or last_ts >= flow.deadline
+        ):
+            return False
+        orig_sent_fwd = is_orig == key_is_fwd
+        tcp = flow.tcp
+        if tcp is not None and _NEEDED[orig_sent_fwd][kinds] & ~tcp.plain_done:
+            return False
+        if orig_sent_fwd:
+            flow.opkts += fwd_packets
+            flow.obytes += fwd_bytes
+            flow.rpkts += rev_packets
+            flow.rbytes += rev_bytes
+        else:
+            flow.opkts += rev_packets
+            flow.obytes += rev_bytes
+            flow.rpkts += fwd_packets
+            flow.rbytes += fwd_bytes
+        flow.last_seen = last_ts
+        return True
+
+    def _add_rows(
+        self,
+        rows: _Rows,
+        indices: Iterable[int],
+        extra: list[tuple[int, float, PacketFacts]],
+        interface: str,
+    ) -> None:
+        """Packet by packet, in capture order, merging in the per-packet decoder's results."""
+        items = [rows.item(i) for i in indices]
+        if extra:
+            items += extra
+            items.sort(key=lambda item: item[0])
+        add = self.add
+        for _, ts, facts in items:
+            add(facts, ts, interface)
 
     def sweep(self, now: float) -> list[FlowRecord]:
         """Records of flows that ended by ``now``, plus interim updates of long ones."""
@@ -278,6 +372,191 @@ class FlowTable:
             history=history,
             closed=closed,
         )
+
+
+# One flow's packets within a batch: (row indices, flow id, key as first seen, whether that key
+# is the flow id's orientation, any SYN/FIN/RST, first time, last time, largest gap, kinds of
+# plain segment present (bit 0 rev-ack, 1 rev-data, 2 fwd-ack, 3 fwd-data), then packets and bytes
+# in the id's forward and reverse directions).
+_Group = tuple[
+    list[int], tuple[object, ...], FlowKey, bool, bool, float, float, float, int, int, int, int, int
+]
+
+
+def _needed_bits(orig_sent_fwd: bool, kinds: int) -> int:
+    needed = 0
+    for bit, (fwd, has_data) in enumerate(
+        ((False, False), (False, True), (True, False), (True, True))
+    ):
+        if kinds >> bit & 1:
+            needed |= plain_bit(fwd == orig_sent_fwd, has_data)
+    return needed
+
+
+# _NEEDED[orig_sent_fwd][kinds]: the TcpState.plain_done bits a group of those kinds requires.
+_NEEDED = [[_needed_bits(o, k) for k in range(16)] for o in (False, True)]
+_K = [
+    np.uint64(k)
+    for k in (
+        0x9E3779B97F4A7C15,
+        0xC2B2AE3D27D4EB4F,
+        0x165667B19E3779F9,
+        0xD6E8FEB86659FD93,
+        0xFF51AFD7ED558CCD,
+    )
+]
+
+
+def _group(d: DecodedBatch) -> list[_Group] | None:
+    """Group a batch's rows by flow (both directions together); None on a hash collision."""
+    n = len(d)
+    if n == 0:
+        return []
+    src = d.src.view(">u8").astype(np.uint64)
+    dst = d.dst.view(">u8").astype(np.uint64)
+    # fwd: the row's source is the lower end of the flow key; both directions then hash alike.
+    fwd = (src[:, 0] < dst[:, 0]) | (
+        (src[:, 0] == dst[:, 0])
+        & ((src[:, 1] < dst[:, 1]) | ((src[:, 1] == dst[:, 1]) & (d.sport <= d.dport)))
+    )
+    low = np.where(fwd[:, None], src, dst)
+    high = np.where(fwd[:, None], dst, src)
+    low_port = np.where(fwd, d.sport, d.dport).astype(np.uint64)
+    high_port = np.where(fwd, d.dport, d.sport).astype(np.uint64)
+    tail = (
+        (low_port << np.uint64(32))
+        | (high_port << np.uint64(16))
+        | (d.proto.astype(np.uint64) << np.uint64(1))
+        | d.v6.astype(np.uint64)
+    )
+    h = (
+        low[:, 0] * _K[0]
+        ^ low[:, 1] * _K[1]
+        ^ high[:, 0] * _K[2]
+        ^ high[:, 1] * _K[3]
+        ^ tail * _K[4]
+    )
+    h ^= h >> np.uint64(31)
+    _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
+    rep = first[inverse]
+    if not (
+        np.array_equal(low, low[rep])
+        and np.array_equal(high, high[rep])
+        and np.array_equal(tail, tail[rep])
+    ):
+        return None
+    order = np.argsort(inverse, kind="stable")
+    count = np.bincount(inverse)
+    bounds = np.concatenate(([0], np.cumsum(count))).tolist()
+    starts = bounds[:-1]
+    ts_sorted = d.ts[order]
+    gaps = np.zeros(n)
+    gaps[1:] = np.diff(ts_sorted)
+    gaps[starts] = 0.0
+    fwd_w = fwd.astype(np.float64)
+    fwd_packets = np.bincount(inverse, weights=fwd_w).astype(np.int64)
+    fwd_bytes = np.bincount(inverse, weights=d.ip_bytes * fwd_w).astype(np.int64)
+    all_bytes = np.bincount(inverse, weights=d.ip_bytes.astype(np.float64)).astype(np.int64)
+    kind_bit = np.left_shift(1, fwd * 2 + (d.payload_len > 0))
+    kinds = np.bitwise_or.reduceat(kind_bit[order], starts)
+    control = np.bitwise_or.reduceat(d.flags[order] & 0x07, starts) != 0
+    order_list = order.tolist()
+    src_bytes, dst_bytes = d.src[first].tobytes(), d.dst[first].tobytes()
+    widths = np.where(d.v6[first], 16, 4).tolist()
+    return [
+        (
+            order_list[lo:hi],
+            _canonical(s, sp, t, dp, proto),
+            (s, sp, t, dp, proto),
+            is_fwd,
+            ctrl,
+            first_ts,
+            last_ts,
+            gap,
+            kind,
+            fp,
+            fb,
+            cnt - fp,
+            ab - fb,
+        )
+        for lo, hi, w, g, sp, dp, proto, is_fwd, ctrl, first_ts, last_ts, gap, kind, fp, fb, cnt, ab in zip(
+            starts,
+            bounds[1:],
+            widths,
+            range(len(starts)),
+            d.sport[first].tolist(),
+            d.dport[first].tolist(),
+            d.proto[first].tolist(),
+            fwd[first].tolist(),
+            control.tolist(),
+            d.ts[first].tolist(),
+            np.maximum.reduceat(ts_sorted, starts).tolist(),
+            np.maximum.reduceat(gaps, starts).tolist(),
+            kinds.tolist(),
+            fwd_packets.tolist(),
+            fwd_bytes.tolist(),
+            count.tolist(),
+            all_bytes.tolist(),
+            strict=True,
+        )
+        for s, t in [(src_bytes[16 * g : 16 * g + w], dst_bytes[16 * g : 16 * g + w])]
+    ]
+
+
+class _Rows:
+    """A decoded batch's rows as PacketFacts, for the groups that go packet by packet."""
+
+    def __init__(self, d: DecodedBatch) -> None:
+        self._d = d
+        self._cols: list[list[Any]] | None = None
+
+    def item(self, i: int) -> tuple[int, float, PacketFacts]:
+        cols = self._cols
+        if cols is None:
+            d = self._d
+            cols = self._cols = [
+                d.row.tolist(),
+                d.ts.tolist(),
+                d.v6.tolist(),
+                d.proto.tolist(),
+                d.sport.tolist(),
+                d.dport.tolist(),
+                d.flags.tolist(),
+                d.ip_bytes.tolist(),
+                d.payload_len.tolist(),
+                d.payload_offset.tolist(),
+                d.seq.tolist(),
+                [d.src.tobytes()],
+                [d.dst.tobytes()],
+            ]
+        row, ts, v6, proto, sport, dport, flags, ip_bytes, plen, poff, seq, src, dst = cols
+        width = 16 if v6[i] else 4
+        at = 16 * i
+        facts = _new(
+            PacketFacts,
+            (
+                src[0][at : at + width],
+                dst[0][at : at + width],
+                proto[i],
+                sport[i],
+                dport[i],
+                flags[i],
+                ip_bytes[i],
+                plen[i],
+                self._d.buf,
+                poff[i],
+                seq[i],
+            ),
+        )
+        return row[i], ts[i], facts
+
+
+def _canonical(s: bytes, sp: int, t: bytes, dp: int, proto: int) -> tuple[object, ...]:
+    return (s, sp, t, dp, proto) if (s, sp) <= (t, dp) else (t, dp, s, sp, proto)
+
+
+def _flow_id(p: PacketFacts) -> tuple[object, ...]:
+    return _canonical(p.src, p.sport, p.dst, p.dport, p.proto)
 
 
 def _responder_sent_first(proto: int, sport: int, dport: int, flags: int) -> bool:

@@ -17,7 +17,13 @@ FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = range(7)
 _HANDSHAKE = (INACTIVE, SYN_SENT, SYN_ACK_SENT)
 _RSTOS0 = re.compile(r"\^?S[^HAFGIQ]*R.*")
-_PLAIN_LETTERS = frozenset({"A", "D", "a", "d"})
+PLAIN_ORIG_ACK, PLAIN_ORIG_DATA, PLAIN_RESP_ACK, PLAIN_RESP_DATA = 1, 2, 4, 8
+
+
+def plain_bit(is_orig: bool, has_data: bool) -> int:
+    """The ``plain_done`` bit for a plain segment from this side, with or without payload."""
+    return (1 << has_data) << (0 if is_orig else 2)
+
 
 ATTEMPT_DELAY = 5.0
 """Seconds an unanswered SYN keeps its connection (Zeek: tcp_attempt_delay); later SYNs start a
@@ -40,8 +46,8 @@ class TcpState:
         "resp_data",
         "resp_prev",
         "resp_start",
+        "plain_done",
         "seen",
-        "settled",
     )
 
     def __init__(self, *, flipped: bool = False) -> None:
@@ -53,9 +59,10 @@ class TcpState:
         self.resp_start: int | None = None
         self.history = "^" if flipped else ""
         self.seen: set[str] = set()
-        self.settled = False
-        """Both sides established and every plain-segment letter recorded: plain segments can
-        no longer change anything but the counters, so the flow table skips ``update``."""
+        self.plain_done = 0
+        """Which plain segments (no SYN/FIN/RST) can no longer change anything but the counters:
+        bits PLAIN_ORIG_ACK, PLAIN_ORIG_DATA, PLAIN_RESP_ACK, PLAIN_RESP_DATA. Such segments skip
+        ``update``: the flow table only counts them."""
         self.deadline = math.inf
         """Packet time at which the connection ends without further packets (attempt or close)."""
 
@@ -108,9 +115,18 @@ class TcpState:
             self.deadline = math.inf  # answered: the attempt timer no longer applies
         if do_close:
             self._closed(is_orig, ts, close_grace)
-        self.settled = (
-            self.orig == ESTABLISHED and self.resp == ESTABLISHED and self.seen >= _PLAIN_LETTERS
-        )
+        self.plain_done = self._plain_done()
+
+    def _plain_done(self) -> int:
+        # A plain segment changes state only while its sender is INACTIVE, and history only the
+        # first time its letter (A/D, a/d) appears.
+        done = 0
+        seen = self.seen
+        if self.orig != INACTIVE:
+            done |= (PLAIN_ORIG_ACK if "A" in seen else 0) | (PLAIN_ORIG_DATA if "D" in seen else 0)
+        if self.resp != INACTIVE:
+            done |= (PLAIN_RESP_ACK if "a" in seen else 0) | (PLAIN_RESP_DATA if "d" in seen else 0)
+        return done
 
     def _peer_prev(self, is_orig: bool) -> int:
         return self.resp_prev if is_orig else self.orig_prev

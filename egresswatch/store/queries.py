@@ -60,6 +60,9 @@ def _where(flt: FlowFilter) -> list[Any]:
     if flt.dst:
         low, high = address_range(flt.dst)
         clauses.append(FlowRow.dst_addr.between(low, high))
+        # IPv4 keys live inside ::ffff:0:0/96: keep an IPv6 prefix from matching IPv4 flows.
+        v6 = ":" in flt.dst
+        clauses.append(FlowRow.dst_ip.contains(":") if v6 else ~FlowRow.dst_ip.contains(":"))
     return clauses
 
 

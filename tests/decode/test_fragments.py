@@ -9,6 +9,7 @@ from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, fragment6
 from scapy.layers.l2 import Ether
 
 from egresswatch.decode import Fragment, FragmentReassembler, PacketFacts, decode
+from tests.packets import MACS
 
 
 def _fragments(frames: list[bytes]) -> list[Fragment]:
@@ -20,7 +21,7 @@ def _fragments(frames: list[bytes]) -> list[Fragment]:
 def test_ipv4_datagram_reassembled_even_out_of_order() -> None:
     payload = bytes(range(256)) * 10
     datagram = IP(src="10.0.0.2", dst="203.0.113.10", id=4242) / UDP(sport=5000, dport=53) / payload
-    frames = [bytes(Ether() / f) for f in fragment(datagram, fragsize=800)]
+    frames = [bytes(Ether(**MACS) / f) for f in fragment(datagram, fragsize=800)]
     assert len(frames) == 4
     pieces = _fragments(frames)
     random.Random(1).shuffle(pieces)
@@ -42,7 +43,7 @@ def test_ipv6_fragment_header() -> None:
         / UDP(sport=53, dport=40000)
         / payload
     )
-    frames = [bytes(Ether() / f) for f in fragment6(pkt, 1280)]
+    frames = [bytes(Ether(**MACS) / f) for f in fragment6(pkt, 1280)]
     reassembler = FragmentReassembler()
     results = [reassembler.add(p, now=1.0) for p in _fragments(frames)]
     done = results[-1]
@@ -52,7 +53,7 @@ def test_ipv6_fragment_header() -> None:
 
 def test_incomplete_datagrams_expire_and_are_counted() -> None:
     datagram = IP(src="10.0.0.2", dst="203.0.113.10", id=1) / UDP() / (b"x" * 3000)
-    first = _fragments([bytes(Ether() / fragment(datagram, fragsize=1000)[0])])[0]
+    first = _fragments([bytes(Ether(**MACS) / fragment(datagram, fragsize=1000)[0])])[0]
     reassembler = FragmentReassembler(timeout=30.0)
     assert reassembler.add(first, now=0.0) is None
     assert reassembler.expire(now=10.0) == 0
@@ -64,6 +65,6 @@ def test_table_is_bounded() -> None:
     reassembler = FragmentReassembler(max_datagrams=2)
     for ident in range(5):
         datagram = IP(src="10.0.0.2", dst="203.0.113.10", id=ident) / UDP() / (b"x" * 3000)
-        frag = _fragments([bytes(Ether() / fragment(datagram, fragsize=1000)[0])])[0]
+        frag = _fragments([bytes(Ether(**MACS) / fragment(datagram, fragsize=1000)[0])])[0]
         reassembler.add(frag, now=0.0)
     assert reassembler.dropped["fragment_table_full"] == 3

@@ -18,7 +18,7 @@ from scapy.layers.l2 import ARP, CookedLinux, CookedLinuxV2, Dot1AD, Dot1Q, Ethe
 from scapy.packet import Packet
 
 from egresswatch.decode import Fragment, LinkType, PacketFacts, decode
-from tests.packets import facts, tcp
+from tests.packets import MACS, facts, tcp
 
 
 def test_ipv4_tcp_facts() -> None:
@@ -42,8 +42,8 @@ def test_ethernet_padding_is_not_payload() -> None:
 @pytest.mark.parametrize(
     "tags",
     [
-        pytest.param(lambda ip: Ether() / Dot1Q(vlan=10) / ip, id="802.1Q"),
-        pytest.param(lambda ip: Ether() / Dot1AD(vlan=20) / Dot1Q(vlan=10) / ip, id="QinQ"),
+        pytest.param(lambda ip: Ether(**MACS) / Dot1Q(vlan=10) / ip, id="802.1Q"),
+        pytest.param(lambda ip: Ether(**MACS) / Dot1AD(vlan=20) / Dot1Q(vlan=10) / ip, id="QinQ"),
     ],
 )
 def test_vlan_tags(tags) -> None:  # type: ignore[no-untyped-def]
@@ -87,7 +87,7 @@ def test_bsd_loopback_ipv6() -> None:
 
 def test_ipv4_options_are_skipped() -> None:
     pkt = (
-        Ether()
+        Ether(**MACS)
         / IP(src="10.0.0.2", dst="203.0.113.1", options=b"\x01" * 8)
         / UDP(sport=9, dport=10)
         / b"zz"
@@ -98,7 +98,7 @@ def test_ipv4_options_are_skipped() -> None:
 
 def test_ipv6_extension_headers() -> None:
     pkt = (
-        Ether()
+        Ether(**MACS)
         / IPv6(src="2001:db8::1", dst="2001:db8::2")
         / IPv6ExtHdrHopByHop()
         / IPv6ExtHdrDestOpt()
@@ -126,12 +126,12 @@ def test_ipv6_extension_headers() -> None:
     ],
 )
 def test_icmp_echo_request_and_reply_share_a_key(request_pkt: Packet, reply_pkt: Packet) -> None:
-    req, rep = facts(Ether() / request_pkt), facts(Ether() / reply_pkt)
+    req, rep = facts(Ether(**MACS) / request_pkt), facts(Ether(**MACS) / reply_pkt)
     assert (req.src, req.sport, req.dst, req.dport) == (rep.dst, rep.dport, rep.src, rep.sport)
 
 
 def test_icmp_one_way_messages_use_the_code() -> None:
-    f = facts(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / ICMP(type=3, code=1))
+    f = facts(Ether(**MACS) / IP(src="10.0.0.1", dst="10.0.0.2") / ICMP(type=3, code=1))
     assert (f.sport, f.dport) == (3, 1)
 
 
@@ -146,17 +146,17 @@ def test_snaplen_cut_frame_still_counts_the_ip_length() -> None:
     ("frame", "reason"),
     [
         (b"\x00" * 10, "truncated_ethernet"),
-        (bytes(Ether() / ARP()), "not_ip"),
-        (bytes(Ether(type=0x0800)) + b"\x45\x00", "truncated_ip"),
-        (bytes(Ether() / IP(version=5) / UDP()), "bad_ip_version"),
-        (bytes(Ether() / IP(ihl=4) / UDP()), "bad_ip_header_length"),
-        (bytes(Ether() / IP(len=400) / UDP()), "truncated_ip"),  # the wire frame is shorter
-        (bytes(Ether() / IP() / TCP(dataofs=3)), "bad_tcp_header_length"),
-        (bytes(Ether() / IP(proto=6) / (b"\x00" * 8)), "truncated_tcp"),
-        (bytes(Ether() / IP(proto=17) / (b"\x00" * 4)), "truncated_udp"),
-        (bytes(Ether() / IPv6())[:40], "truncated_ipv6"),
+        (bytes(Ether(**MACS) / ARP()), "not_ip"),
+        (bytes(Ether(**MACS, type=0x0800)) + b"\x45\x00", "truncated_ip"),
+        (bytes(Ether(**MACS) / IP(version=5) / UDP()), "bad_ip_version"),
+        (bytes(Ether(**MACS) / IP(ihl=4) / UDP()), "bad_ip_header_length"),
+        (bytes(Ether(**MACS) / IP(len=400) / UDP()), "truncated_ip"),  # the wire frame is shorter
+        (bytes(Ether(**MACS) / IP() / TCP(dataofs=3)), "bad_tcp_header_length"),
+        (bytes(Ether(**MACS) / IP(proto=6) / (b"\x00" * 8)), "truncated_tcp"),
+        (bytes(Ether(**MACS) / IP(proto=17) / (b"\x00" * 4)), "truncated_udp"),
+        (bytes(Ether(**MACS) / IPv6())[:40], "truncated_ipv6"),
         (
-            bytes(Ether() / Dot1Q() / Dot1Q() / Dot1Q() / Dot1Q() / Dot1Q() / IP()),
+            bytes(Ether(**MACS) / Dot1Q() / Dot1Q() / Dot1Q() / Dot1Q() / Dot1Q() / IP()),
             "too_many_vlan_tags",
         ),
     ],
@@ -175,6 +175,6 @@ def test_ipv4_fragments_are_handed_to_reassembly() -> None:
         / UDP(sport=1, dport=53)
         / (b"a" * 100)
     )
-    f = decode(bytes(Ether() / pkt))
+    f = decode(bytes(Ether(**MACS) / pkt))
     assert isinstance(f, Fragment)
     assert (f.ident, f.offset, f.more, f.header_len) == (99, 0, True, 20)

@@ -1,0 +1,216 @@
+"""Vectorised decoding of a FrameBatch: the common packets decoded with numpy, column by column.
+
+The per-packet decoder (``packet.decode``) costs microseconds a packet in Python; here the
+common shapes (Ethernet with up to two VLAN tags, SLL, SLL2 or raw IP; IPv4 without fragmentation,
+IPv6 without extension headers; TCP, UDP, ICMP) are decoded for a whole batch at once. Every other
+frame (malformed, fragmented, tunnelled, exotic) is listed in ``slow`` and goes through the
+per-packet decoder, so both paths give the same facts (tests/decode/test_batch.py holds them to it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from egresswatch.capture.frames import FrameBatch, Int64Array
+from egresswatch.decode.linktypes import ETH_IPV4, ETH_IPV6, LinkType
+from egresswatch.decode.packet import _ICMP4_PAIRS, _ICMP6_PAIRS, ICMP, ICMP6, TCP, UDP
+
+BoolArray = npt.NDArray[np.bool_]
+ByteMatrix = npt.NDArray[np.uint8]
+
+_VLAN = np.array([0x8100, 0x88A8, 0x9100])
+_FAST_PROTOS = np.array([TCP, UDP, ICMP, ICMP6])
+_FAST_V6_NEXT = np.array([TCP, UDP, ICMP6])
+_RAW_LINKS = {int(LinkType.RAW), 12, 14, int(LinkType.IPV4), int(LinkType.IPV6)}
+
+
+def _pairs_table(pairs: dict[int, int]) -> Int64Array:
+    table = np.full(256, -1, np.int64)
+    for kind, counterpart in pairs.items():
+        table[kind] = counterpart
+    return table
+
+
+_ICMP4_TABLE = _pairs_table(_ICMP4_PAIRS)
+_ICMP6_TABLE = _pairs_table(_ICMP6_PAIRS)
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedBatch:
+    """Columns of the packets decoded in bulk; ``row`` points back into the FrameBatch."""
+
+    buf: bytes
+    """The FrameBatch's buffer, which ``payload_offset`` points into."""
+    row: Int64Array
+    ts: npt.NDArray[np.float64]
+    v6: BoolArray
+    src: ByteMatrix
+    """Source addresses, 16 bytes a row (IPv4 in the first 4, zeros after)."""
+    dst: ByteMatrix
+    proto: Int64Array
+    sport: Int64Array
+    dport: Int64Array
+    flags: Int64Array
+    ip_bytes: Int64Array
+    payload_len: Int64Array
+    payload_offset: Int64Array
+    """Offset of the transport payload in the FrameBatch's buffer."""
+    seq: Int64Array
+    slow: Int64Array
+    """Rows left to the per-packet decoder."""
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+
+class _Gather:
+    """Reads big-endian fields at per-row offsets, only where a row has the bytes."""
+
+    def __init__(self, buf: bytes) -> None:
+        # Rows without the bytes read offset 0 instead, and their result is discarded.
+        self.b = np.frombuffer(buf or b"\x00", np.uint8)
+
+    def u8(self, at: Int64Array, ok: BoolArray) -> Int64Array:
+        return self.b[np.where(ok, at, 0)].astype(np.int64)
+
+    def u16(self, at: Int64Array, ok: BoolArray) -> Int64Array:
+        return (self.u8(at, ok) << 8) | self.u8(at + 1, ok)
+
+    def u32(self, at: Int64Array, ok: BoolArray) -> Int64Array:
+        return (self.u16(at, ok) << 16) | self.u16(at + 2, ok)
+
+    def bytes(self, at: Int64Array, ok: BoolArray, n: int) -> ByteMatrix:
+        return self.b[np.where(ok, at, 0)[:, None] + np.arange(n)]
+
+
+def decode_batch(batch: FrameBatch) -> DecodedBatch:
+    """Decode what can be decoded in bulk; the rest is listed in ``slow``."""
+    g = _Gather(batch.buf)
+    start, cap = batch.start, batch.caplen
+    l3, ethertype, ok = _link(g, batch)
+
+    head = l3 - start  # link header length
+    avail = cap - head  # captured bytes from the IP header on
+    wire_avail = batch.wirelen - head
+    is4 = ok & (ethertype == ETH_IPV4) & (avail >= 20)
+    is6 = ok & (ethertype == ETH_IPV6) & (avail >= 40)
+
+    vihl = g.u8(l3, is4)
+    ihl = (vihl & 0x0F) << 2
+    total4 = g.u16(l3 + 2, is4)
+    frag = g.u16(l3 + 6, is4)
+    proto4 = g.u8(l3 + 9, is4)
+    fast4 = (
+        is4
+        & (vihl >> 4 == 4)
+        & (ihl >= 20)
+        & (total4 >= ihl)
+        & (total4 <= wire_avail)
+        & (avail >= ihl)
+        & ((frag & 0x3FFF) == 0)
+        & np.isin(proto4, _FAST_PROTOS)
+    )
+
+    plen6 = g.u16(l3 + 4, is6)
+    next6 = g.u8(l3 + 6, is6)
+    total6 = 40 + plen6
+    fast6 = (
+        is6
+        & (g.u8(l3, is6) >> 4 == 6)
+        & (plen6 > 0)
+        & (total6 <= wire_avail)
+        & np.isin(next6, _FAST_V6_NEXT)
+    )
+
+    fast = fast4 | fast6
+    proto = np.where(fast4, proto4, next6)
+    total = np.where(fast4, total4, total6)
+    l4 = np.where(fast4, l3 + ihl, l3 + 40)
+    end = l3 + total
+    captured = np.minimum(end, start + cap) - l4
+
+    tcp = fast & (proto == TCP) & (captured >= 20)
+    udp = fast & (proto == UDP) & (captured >= 8)
+    icmp = fast & ((proto == ICMP) | (proto == ICMP6)) & (captured >= 4)
+    ports_ok = tcp | udp
+    sport = g.u16(l4, ports_ok)
+    dport = g.u16(l4 + 2, ports_ok)
+    tcp_header = (g.u8(l4 + 12, tcp) >> 4) << 2
+    tcp &= (tcp_header >= 20) & (l4 + tcp_header <= end)
+    payload_offset = np.where(tcp, l4 + tcp_header, l4 + 8)
+
+    kind = g.u8(l4, icmp)
+    code = g.u8(l4 + 1, icmp)
+    counterpart = np.where(proto == ICMP, _ICMP4_TABLE[kind], _ICMP6_TABLE[kind])
+    sport = np.where(icmp, kind, sport)
+    dport = np.where(icmp, np.where(counterpart >= 0, counterpart, code), dport)
+
+    done = tcp | udp | icmp
+    done &= ~(udp & _maybe_teredo(g, payload_offset, end - payload_offset, start + cap, udp))
+    rows = np.flatnonzero(done)
+    v6 = fast6[rows]
+    at3 = l3[rows]
+    src = np.zeros((len(rows), 16), np.uint8)
+    dst = np.zeros((len(rows), 16), np.uint8)
+    everywhere = np.ones(len(rows), bool)
+    for addresses, v6_at, v4_at in ((src, 8, 12), (dst, 24, 16)):
+        addresses[v6] = g.bytes(at3[v6] + v6_at, everywhere[v6], 16)
+        addresses[~v6, :4] = g.bytes(at3[~v6] + v4_at, everywhere[~v6], 4)
+    is_tcp = tcp[rows]
+    return DecodedBatch(
+        buf=batch.buf,
+        row=rows,
+        ts=batch.ts[rows],
+        v6=v6,
+        src=src,
+        dst=dst,
+        proto=proto[rows],
+        sport=sport[rows],
+        dport=dport[rows],
+        flags=np.where(is_tcp, g.u8(l4[rows] + 13, is_tcp), 0),
+        ip_bytes=total[rows],
+        payload_len=end[rows] - payload_offset[rows],
+        payload_offset=payload_offset[rows],
+        seq=np.where(is_tcp, g.u32(l4[rows] + 4, is_tcp), 0),
+        slow=np.flatnonzero(~done),
+    )
+
+
+def _link(g: _Gather, batch: FrameBatch) -> tuple[Int64Array, Int64Array, BoolArray]:
+    """Where the IP header starts, its ethertype, and which rows the bulk path can take."""
+    start, cap = batch.start, batch.caplen
+    n = len(start)
+    if batch.linktype == LinkType.ETHERNET:
+        ok = cap >= 14
+        ethertype = g.u16(start + 12, ok)
+        l3 = start + 14
+        for _ in range(2):  # 802.1Q and QinQ; deeper stacks go the slow way
+            tagged = ok & np.isin(ethertype, _VLAN) & (cap >= l3 - start + 4)
+            ethertype = np.where(tagged, g.u16(l3 + 2, tagged), ethertype)
+            l3 = np.where(tagged, l3 + 4, l3)
+        return l3, ethertype, ok
+    if batch.linktype == LinkType.LINUX_SLL:
+        ok = cap >= 16
+        return start + 16, g.u16(start + 14, ok), ok
+    if batch.linktype == LinkType.LINUX_SLL2:
+        ok = cap >= 20
+        return start + 20, g.u16(start, ok), ok
+    if batch.linktype in _RAW_LINKS:
+        ok = cap >= 1
+        version = g.u8(start, ok) >> 4
+        ethertype = np.where(version == 4, ETH_IPV4, np.where(version == 6, ETH_IPV6, 0))
+        return start, ethertype, ok
+    return start, np.zeros(n, np.int64), np.zeros(n, bool)  # BSD loopback etc.: per packet
+
+
+def _maybe_teredo(
+    g: _Gather, at: Int64Array, size: Int64Array, cap_end: Int64Array, udp: BoolArray
+) -> BoolArray:
+    """UDP payloads that could carry a Teredo packet: the per-packet path looks inside them."""
+    room = udp & (size >= 40) & (at + 6 <= cap_end)
+    first = g.u8(at, room)
+    inner_len = g.u16(at + 4, room) + 40
+    return room & ((first == 0) | ((first >> 4 == 6) & (inner_len == size)))
