@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 from typing import TextIO
 
 
@@ -24,8 +23,9 @@ class ProgressBar:
     def wanted(cls, stream: TextIO = sys.stderr) -> bool:
         return stream.isatty()
 
-    def update(self, packets: int) -> None:
-        fraction = min(self._position() / self._total, 1.0)
+    def update(self, packets: int, position: int) -> None:
+        """``position``: how many of the total bytes have been read."""
+        fraction = min(position / self._total, 1.0)
         rate = packets / max(time.monotonic() - self._start, 1e-9)
         filled = int(fraction * 30)
         self._stream.write(

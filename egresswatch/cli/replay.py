@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from egresswatch.pipeline import Pipeline
 from egresswatch.store import Database
 
 _PROGRESS_MIN_BYTES = 8 << 20
+_SWEEP_INTERVAL = 10.0  # seconds of capture time: a replay has no one waiting for each flow
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -27,6 +29,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="interface name recorded on the flows (default: the file's own, else its file name)",
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+    parser.add_argument(
+        "--workers", type=int, choices=(1, 2), default=2 if (os.cpu_count() or 1) > 1 else 1,
+        help="2: decode in a second process while this one keeps the flows (default on 2+ CPUs)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -35,7 +41,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     database = Database(settings.db)
     try:
         database.upgrade()
-        pipeline = Pipeline(settings, database.write_flows)
+        pipeline = Pipeline(settings, database.write_flows, sweep_interval=_SWEEP_INTERVAL)
 
         def interface_name(index: int) -> str:
             if args.interface:
@@ -45,10 +51,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
         bar = None
         if not args.quiet and ProgressBar.wanted() and capture.size >= _PROGRESS_MIN_BYTES:
-            bar = ProgressBar(capture.size, lambda: capture.position)
+            bar = ProgressBar(capture.size)
         started = time.monotonic()
         try:
-            pipeline.feed(capture.batches(), interface_name, bar.update if bar else None)
+            pipeline.feed(
+                capture.batches(), interface_name, bar.update if bar else None,
+                lambda: capture.position, workers=args.workers,
+            )
         finally:
             if bar:
                 bar.close()

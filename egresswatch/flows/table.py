@@ -21,7 +21,7 @@ from egresswatch.config import FlowSettings
 from egresswatch.decode.batch import DecodedBatch
 from egresswatch.decode.packet import TCP, UDP, PacketFacts
 from egresswatch.flows.localnet import LocalNetworks
-from egresswatch.flows.record import FlowRecord, protocol_name
+from egresswatch.flows.record import Direction, FlowRecord, protocol_name
 from egresswatch.flows.tcpstate import ACK, SYN, TcpState, plain_bit
 
 FlowKey = tuple[bytes, int, bytes, int, int]
@@ -142,6 +142,7 @@ class Flow:
         "rpkts",
         "sport",
         "src",
+        "named",
         "tcp",
         "uid",
     )
@@ -161,6 +162,8 @@ class Flow:
         self.opkts = self.obytes = self.rpkts = self.rbytes = 0
         self.tcp = TcpState(flipped=flipped) if self.proto == TCP else None
         self.uid = ""
+        self.named: tuple[Direction, str, str] = (Direction.TRANSIT, "", "")
+        """Direction and printable addresses, worked out with the uid at the first record."""
 
 
 class FlowTable:
@@ -179,22 +182,22 @@ class FlowTable:
         return len(self._flows)
 
     def add(self, p: PacketFacts, ts: float, interface: str = "") -> None:
-        """Account one packet (the hot path: keep it lean)."""
+        """Account one packet."""
         src, dst, proto, sport, dport, flags, ip_bytes, payload_len, _, _, seq = p
         entry = self._index.get((src, sport, dst, dport, proto))
-        if entry is None:
+        if entry is None or _ends_before(entry[0], ts, flags, seq):
+            if entry is not None:
+                self._end(entry[0])
             flow = self._create(p, ts, interface)
             is_orig = flow.src == src and flow.sport == sport
         else:
             flow, is_orig = entry
-            if (
-                ts >= flow.deadline
-                or ts - flow.last_seen >= flow.idle
-                or (flags & SYN and flow.tcp is not None and flow.tcp.is_reuse(flags, seq))
-            ):
-                self._end(flow)
-                flow = self._create(p, ts, interface)
-                is_orig = flow.src == src and flow.sport == sport
+        self._account(flow, is_orig, ts, flags, ip_bytes, payload_len, seq)
+
+    def _account(
+        self, flow: Flow, is_orig: bool, ts: float, flags: int, ip_bytes: int, payload_len: int,
+        seq: int,
+    ) -> None:
         if is_orig:
             flow.opkts += 1
             flow.obytes += ip_bytes
@@ -225,15 +228,18 @@ class FlowTable:
         extra_by_flow: dict[tuple[object, ...], list[tuple[int, float, PacketFacts]]] = {}
         for item in extra:
             extra_by_flow.setdefault(_flow_id(item[2]), []).append(item)
-        rows = _Rows(d)
-        groups = _group(d)
-        if groups is None:  # a hash collision: never seen, but never wrong either
-            self._add_rows(rows, range(len(d)), [], interface)
+        grouping = group_batch(d)
+        if grouping is None:  # a hash collision: never seen, but never wrong either
+            self._add_rows(_Rows(d, []), range(len(d)), [], interface)
         else:
+            groups, fwd = grouping
+            rows = _Rows(d, fwd)
             for g in groups:
                 merged = extra_by_flow.pop(g[1], [])
-                if merged or not self._count_only(g):
+                if merged:
                     self._add_rows(rows, g[0], merged, interface)
+                elif not self._count_only(g):
+                    self._account_rows(rows, g, interface)
         for items in extra_by_flow.values():
             for _, ts, facts in items:
                 self.add(facts, ts, interface)
@@ -280,6 +286,38 @@ class FlowTable:
             flow.rbytes += fwd_bytes
         flow.last_seen = last_ts
         return True
+
+    def _account_rows(self, rows: _Rows, g: _Group, interface: str) -> None:
+        """A group packet by packet, from the batch's columns: ``add`` and ``_account`` inlined
+        (this loop carries every packet the bulk path cannot), building PacketFacts only where a
+        flow starts or ends."""
+        indices, key, key_is_fwd = g[0], g[2], g[3]
+        ts_col, flags_col, bytes_col, plen_col, seq_col, fwd_col = rows.columns()
+        s = self._settings
+        grace, udp_idle, tcp_idle = s.close_grace, s.udp_idle_timeout, s.tcp_idle_timeout
+        entry = self._index.get(key)
+        for i in indices:
+            ts, flags = ts_col[i], flags_col[i]
+            if entry is None or _ends_before(entry[0], ts, flags, seq_col[i]):
+                self.add(rows.item(i)[2], ts, interface)
+                entry = self._index[key]
+                continue
+            flow = entry[0]
+            is_orig = entry[1] == (fwd_col[i] == key_is_fwd)
+            if is_orig:
+                flow.opkts += 1
+                flow.obytes += bytes_col[i]
+            else:
+                flow.rpkts += 1
+                flow.rbytes += bytes_col[i]
+            flow.last_seen = ts
+            tcp = flow.tcp
+            if tcp is not None:
+                plen = plen_col[i]
+                if flags & 0x07 or not tcp.plain_done & ((1 << (plen > 0)) << (0 if is_orig else 2)):
+                    tcp.update(is_orig, flags, plen, seq_col[i], ts, grace)
+                    flow.deadline = tcp.deadline
+                    flow.idle = udp_idle if tcp.handshaking else tcp_idle
 
     def _add_rows(
         self,
@@ -349,20 +387,23 @@ class FlowTable:
         self._ready.append(self._record(flow, closed=True))
 
     def _record(self, flow: Flow, *, closed: bool) -> FlowRecord:
-        if not flow.uid:
+        if not flow.uid:  # first record of this flow: work out what never changes
             flow.uid = flow_uid(flow.interface, flow.first_seen, flow.key)
+            flow.named = (self._local.direction(flow.src, flow.dst), _ntop(flow.src),
+                          _ntop(flow.dst))
+        direction, src_ip, dst_ip = flow.named
         state, history = _state_and_history(flow)
         return FlowRecord(
             uid=flow.uid,
             first_seen=flow.first_seen,
             last_seen=flow.last_seen,
             interface=flow.interface,
-            direction=self._local.direction(flow.src, flow.dst),
+            direction=direction,
             ip_proto=flow.proto,
             protocol=protocol_name(flow.proto),
-            src_ip=_ntop(flow.src),
+            src_ip=src_ip,
             src_port=flow.sport,
-            dst_ip=_ntop(flow.dst),
+            dst_ip=dst_ip,
             dst_port=flow.dport,
             packets_out=flow.opkts,
             bytes_out=flow.obytes,
@@ -407,11 +448,16 @@ _K = [
 ]
 
 
-def _group(d: DecodedBatch) -> list[_Group] | None:
-    """Group a batch's rows by flow (both directions together); None on a hash collision."""
+Grouping = tuple[list[_Group], list[bool]] | None
+"""A batch's groups and each row's orientation; None when two flows' hashes collided."""
+
+
+def group_batch(d: DecodedBatch) -> Grouping:
+    """Group a batch's rows by flow (both directions together), with each row's orientation
+    (True: its source is the lower end of the flow's key); None on a hash collision."""
     n = len(d)
     if n == 0:
-        return []
+        return [], []
     src = d.src.view(">u8").astype(np.uint64)
     dst = d.dst.view(">u8").astype(np.uint64)
     # fwd: the row's source is the lower end of the flow key; both directions then hash alike.
@@ -463,7 +509,7 @@ def _group(d: DecodedBatch) -> list[_Group] | None:
     order_list = order.tolist()
     src_bytes, dst_bytes = d.src[first].tobytes(), d.dst[first].tobytes()
     widths = np.where(d.v6[first], 16, 4).tolist()
-    return [
+    groups = [
         (
             order_list[lo:hi],
             _canonical(s, sp, t, dp, proto),
@@ -501,54 +547,50 @@ def _group(d: DecodedBatch) -> list[_Group] | None:
         )
         for s, t in [(src_bytes[16 * g : 16 * g + w], dst_bytes[16 * g : 16 * g + w])]
     ]
+    return groups, fwd.tolist()
 
 
 class _Rows:
-    """A decoded batch's rows as PacketFacts, for the groups that go packet by packet."""
+    """A decoded batch's rows as Python values, for the groups that go packet by packet."""
 
-    def __init__(self, d: DecodedBatch) -> None:
+    def __init__(self, d: DecodedBatch, fwd: list[bool]) -> None:
         self._d = d
+        self._fwd = fwd
         self._cols: list[list[Any]] | None = None
+        self._raw: tuple[list[Any], ...] | None = None
+
+    def columns(self) -> tuple[list[Any], ...]:
+        """time, flags, ip_bytes, payload_len, seq and orientation of every row."""
+        if self._raw is None:
+            d = self._d
+            self._raw = (d.ts.tolist(), d.flags.tolist(), d.ip_bytes.tolist(),
+                         d.payload_len.tolist(), d.seq.tolist(), self._fwd)
+        return self._raw
 
     def item(self, i: int) -> tuple[int, float, PacketFacts]:
         cols = self._cols
         if cols is None:
             d = self._d
             cols = self._cols = [
-                d.row.tolist(),
-                d.ts.tolist(),
-                d.v6.tolist(),
-                d.proto.tolist(),
-                d.sport.tolist(),
-                d.dport.tolist(),
-                d.flags.tolist(),
-                d.ip_bytes.tolist(),
-                d.payload_len.tolist(),
-                d.payload_offset.tolist(),
-                d.seq.tolist(),
-                [d.src.tobytes()],
-                [d.dst.tobytes()],
+                d.row.tolist(), d.ts.tolist(), d.v6.tolist(), d.proto.tolist(), d.sport.tolist(),
+                d.dport.tolist(), d.flags.tolist(), d.ip_bytes.tolist(), d.payload_len.tolist(),
+                d.payload_offset.tolist(), d.seq.tolist(), [d.src.tobytes()], [d.dst.tobytes()],
             ]
         row, ts, v6, proto, sport, dport, flags, ip_bytes, plen, poff, seq, src, dst = cols
         width = 16 if v6[i] else 4
         at = 16 * i
-        facts = _new(
-            PacketFacts,
-            (
-                src[0][at : at + width],
-                dst[0][at : at + width],
-                proto[i],
-                sport[i],
-                dport[i],
-                flags[i],
-                ip_bytes[i],
-                plen[i],
-                self._d.buf,
-                poff[i],
-                seq[i],
-            ),
-        )
+        facts = _new(PacketFacts, (
+            src[0][at : at + width], dst[0][at : at + width], proto[i], sport[i], dport[i],
+            flags[i], ip_bytes[i], plen[i], self._d.buf, poff[i], seq[i],
+        ))
         return row[i], ts[i], facts
+
+
+def _ends_before(flow: Flow, ts: float, flags: int, seq: int) -> bool:
+    """Whether ``flow`` is over by the time of this packet: idle, closed, or reused by a SYN."""
+    if ts >= flow.deadline or ts - flow.last_seen >= flow.idle:
+        return True
+    return bool(flags & SYN) and flow.tcp is not None and flow.tcp.is_reuse(flags, seq)
 
 
 def _canonical(s: bytes, sp: int, t: bytes, dp: int, proto: int) -> tuple[object, ...]:
@@ -591,7 +633,8 @@ def _ntop(addr: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET if len(addr) == 4 else socket.AF_INET6, addr)
 
 
-_UID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_UID_ALPHABET = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_UID_TABLE = bytes(_UID_ALPHABET[b % 62] for b in range(256))  # hash bytes -> base62 letters
 
 
 def flow_uid(interface: str, first_seen: float, key: FlowKey) -> str:
@@ -610,9 +653,4 @@ def flow_uid(interface: str, first_seen: float, key: FlowKey) -> str:
             f"{sport}/{dport}/{proto}".encode(),
         ]
     )
-    value = int.from_bytes(hashlib.blake2b(material, digest_size=13).digest(), "big")
-    chars = []
-    for _ in range(17):
-        value, digit = divmod(value, 62)
-        chars.append(_UID_ALPHABET[digit])
-    return "C" + "".join(chars)
+    return "C" + hashlib.blake2b(material, digest_size=17).digest().translate(_UID_TABLE).decode()

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Insert, insert, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, insert, update
 
 from egresswatch.flows.record import FlowRecord
 from egresswatch.store.models import FlowRow
@@ -26,6 +25,7 @@ _UPDATED = (
 
 
 def flow_values(rec: FlowRecord) -> dict[str, Any]:
+    """The flows-table row for a record (keys in _COLUMNS order)."""
     return {
         "uid": rec.uid,
         "first_seen": rec.first_seen,
@@ -49,25 +49,34 @@ def flow_values(rec: FlowRecord) -> dict[str, Any]:
     }
 
 
+_COLUMNS = (
+    "uid", "first_seen", "last_seen", "interface", "direction", "ip_proto", "protocol", "src_ip",
+    "src_port", "dst_ip", "dst_port", "dst_addr", "packets_out", "bytes_out", "packets_in",
+    "bytes_in", "state", "history", "closed",
+)
+_SQLITE_UPSERT = (
+    f"INSERT INTO flows ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
+    f"ON CONFLICT(uid) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _UPDATED)}"
+)
+
+
 def upsert_flows(conn: Connection, records: Sequence[FlowRecord]) -> None:
     """Insert new uids and update known ones, in one executemany."""
     rows = list({rec.uid: flow_values(rec) for rec in records}.values())  # last write wins
     dialect = conn.dialect.name
-    stmt: Insert
     if dialect == "sqlite":
-        ins = sqlite.insert(FlowRow)
-        stmt = ins.on_conflict_do_update(
-            index_elements=["uid"], set_={c: ins.excluded[c] for c in _UPDATED}
-        )
+        # The DB-API directly: SQLAlchemy's per-row processing would cost more than the insert.
+        conn.exec_driver_sql(_SQLITE_UPSERT, [tuple(row.values()) for row in rows])
     elif dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql  # noqa: PLC0415 - only for PostgreSQL URLs
+
         pins = postgresql.insert(FlowRow)
         stmt = pins.on_conflict_do_update(
             index_elements=["uid"], set_={c: pins.excluded[c] for c in _UPDATED}
         )
+        conn.execute(stmt, rows)
     else:
         _upsert_portable(conn, rows)
-        return
-    conn.execute(stmt, rows)
 
 
 def _upsert_portable(conn: Connection, rows: list[dict[str, Any]]) -> None:
