@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from egresswatch.config import Settings
-from egresswatch.store import Database
+if TYPE_CHECKING:
+    from egresswatch.config import Settings
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -18,8 +19,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     rev.set_defaults(run=revision)
 
 
-def upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    database = Database(settings.db)
+def upgrade(args: argparse.Namespace, load: Callable[[], Settings]) -> int:
+    from egresswatch.store import Database  # noqa: PLC0415 - imported when needed
+
+    database = Database(load().db)
     try:
         print(f"database at revision {database.upgrade()} (head)")
     finally:
@@ -27,8 +30,10 @@ def upgrade(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def revision(args: argparse.Namespace, settings: Settings) -> int:
-    database = Database(settings.db)
+def revision(args: argparse.Namespace, load: Callable[[], Settings]) -> int:
+    from egresswatch.store import Database  # noqa: PLC0415 - imported when needed
+
+    database = Database(load().db)
     try:
         print(database.revision() or "empty (run: egresswatch db upgrade)")
     finally:

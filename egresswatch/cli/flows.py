@@ -6,14 +6,17 @@ import argparse
 import ipaddress
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from egresswatch.cli.render import flow_json, flow_table
-from egresswatch.config import Settings
 from egresswatch.errors import ConfigError
 from egresswatch.flows.record import Direction
-from egresswatch.store import Database, FlowFilter
 from egresswatch.timestamps import parse_time
+
+if TYPE_CHECKING:
+    from egresswatch.config import Settings
+    from egresswatch.store import FlowFilter
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -29,9 +32,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, load: Callable[[], Settings]) -> int:
+    from egresswatch.store import Database  # noqa: PLC0415 - imported when needed
+
     flt = _filter(args)
-    database = Database(settings.db)
+    database = Database(load().db)
     try:
         rows = database.flows(flt)
         if args.json:
@@ -45,6 +50,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _filter(args: argparse.Namespace) -> FlowFilter:
+    from egresswatch.store import FlowFilter  # noqa: PLC0415 - imported when needed
+
     now = time.time()
     try:
         since = parse_time(args.since, now) if args.since else None

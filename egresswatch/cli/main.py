@@ -7,11 +7,14 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from egresswatch import __version__
 from egresswatch.cli import db, flows, replay
-from egresswatch.config import Settings, load_settings
 from egresswatch.errors import EgressWatchError
+
+if TYPE_CHECKING:
+    from egresswatch.config import Settings
 
 COMMANDS = (replay, flows, db)
 
@@ -41,13 +44,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Commands load the settings when they need them (``load()``), so a replay
+    can start decoding before pydantic and SQLAlchemy are even imported."""
     args = build_parser().parse_args(argv)
+    loaded: list[Settings] = []
+
+    def load() -> Settings:
+        if not loaded:
+            loaded.append(_settings(args))
+            logging.basicConfig(
+                level=loaded[0].log_level,
+                format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            )
+        return loaded[0]
+
     try:
-        settings = _settings(args)
-        logging.basicConfig(
-            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-        code: int = args.run(args, settings)
+        code: int = args.run(args, load)
         return code
     except EgressWatchError as exc:
         print(f"egresswatch: error: {exc}", file=sys.stderr)
@@ -60,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from egresswatch.config import load_settings  # noqa: PLC0415 - see main()
+
     settings = load_settings(args.config)
     if args.db:
         settings = settings.model_copy(update={"db": args.db})

@@ -10,11 +10,8 @@ from typing import TextIO
 class ProgressBar:
     """Redraws ``[#####.....] 45%  1,234,567 packets  412,000 packets/s`` in place."""
 
-    def __init__(
-        self, total: int, position: Callable[[], int], stream: TextIO = sys.stderr
-    ) -> None:
+    def __init__(self, total: int, stream: TextIO = sys.stderr) -> None:
         self._total = max(total, 1)
-        self._position = position
         self._stream = stream
         self._start = time.monotonic()
         self._drawn = False

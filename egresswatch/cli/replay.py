@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from egresswatch.capture.pcapfile import PcapFile
 from egresswatch.cli.progress import ProgressBar
-from egresswatch.config import Settings
-from egresswatch.pipeline import Pipeline
-from egresswatch.store import Database
+from egresswatch.pipeline import Decoder, DecodeWorker, Pipeline, Prepared
+
+if TYPE_CHECKING:
+    from egresswatch.config import Settings
 
 _PROGRESS_MIN_BYTES = 8 << 20
 _SWEEP_INTERVAL = 10.0  # seconds of capture time: a replay has no one waiting for each flow
@@ -30,34 +32,45 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
     parser.add_argument(
-        "--workers", type=int, choices=(1, 2), default=2 if (os.cpu_count() or 1) > 1 else 1,
+        "--workers",
+        type=int,
+        choices=(1, 2),
+        default=2 if (os.cpu_count() or 1) > 1 else 1,
         help="2: decode in a second process while this one keeps the flows (default on 2+ CPUs)",
     )
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, load: Callable[[], Settings]) -> int:
+    started = time.monotonic()
     capture = PcapFile(args.file)
+
+    def interface_name(index: int) -> str:
+        if args.interface:
+            return str(args.interface)
+        known = capture.interfaces[index].name if index < len(capture.interfaces) else ""
+        return known or args.file.name
+
+    # Decoding starts first (in a second process when there are two CPUs), so that it overlaps
+    # loading the settings, importing the database layers and opening the database.
+    decoder = Decoder()
+    prepared: Iterable[Prepared] = decoder.prepare(
+        capture.batches(), interface_name, lambda: capture.position
+    )
+    if args.workers > 1:
+        prepared = DecodeWorker(decoder, iter(prepared))
+    settings = load()
+    from egresswatch.store import Database  # noqa: PLC0415 - see above
+
     database = Database(settings.db)
     try:
         database.upgrade()
-        pipeline = Pipeline(settings, database.write_flows, sweep_interval=_SWEEP_INTERVAL)
-
-        def interface_name(index: int) -> str:
-            if args.interface:
-                return str(args.interface)
-            known = capture.interfaces[index].name if index < len(capture.interfaces) else ""
-            return known or args.file.name
-
+        pipeline = Pipeline(settings, database.write_flows, decoder, sweep_interval=_SWEEP_INTERVAL)
         bar = None
         if not args.quiet and ProgressBar.wanted() and capture.size >= _PROGRESS_MIN_BYTES:
             bar = ProgressBar(capture.size)
-        started = time.monotonic()
         try:
-            pipeline.feed(
-                capture.batches(), interface_name, bar.update if bar else None,
-                lambda: capture.position, workers=args.workers,
-            )
+            pipeline.feed(prepared, bar.update if bar else None)
         finally:
             if bar:
                 bar.close()

@@ -10,6 +10,7 @@ per-packet decoder, so both paths give the same facts (tests/decode/test_batch.p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +20,8 @@ from egresswatch.decode.linktypes import ETH_IPV4, ETH_IPV6, LinkType
 from egresswatch.decode.packet import _ICMP4_PAIRS, _ICMP6_PAIRS, ICMP, ICMP6, TCP, UDP
 
 BoolArray = npt.NDArray[np.bool_]
+Column = npt.NDArray[Any]
+"""An integer column, as narrow as its values allow."""
 ByteMatrix = npt.NDArray[np.uint8]
 
 _VLAN = np.array([0x8100, 0x88A8, 0x9100])
@@ -44,21 +47,21 @@ class DecodedBatch:
 
     buf: bytes
     """The FrameBatch's buffer, which ``payload_offset`` points into."""
-    row: Int64Array
+    row: Column
     ts: npt.NDArray[np.float64]
     v6: BoolArray
     src: ByteMatrix
     """Source addresses, 16 bytes a row (IPv4 in the first 4, zeros after)."""
     dst: ByteMatrix
-    proto: Int64Array
-    sport: Int64Array
-    dport: Int64Array
-    flags: Int64Array
-    ip_bytes: Int64Array
-    payload_len: Int64Array
-    payload_offset: Int64Array
+    proto: Column
+    sport: Column
+    dport: Column
+    flags: Column
+    ip_bytes: Column
+    payload_len: Column
+    payload_offset: Column
     """Offset of the transport payload in the FrameBatch's buffer."""
-    seq: Int64Array
+    seq: Column
     slow: Int64Array
     """Rows left to the per-packet decoder."""
 
@@ -74,7 +77,8 @@ class _Gather:
         self.b = np.frombuffer(buf or b"\x00", np.uint8)
 
     def u8(self, at: Int64Array, ok: BoolArray) -> Int64Array:
-        return self.b[np.where(ok, at, 0)].astype(np.int64)
+        # mode="clip": a row without the bytes reads some other byte, and ``ok`` discards it.
+        return np.take(self.b, at, mode="clip").astype(np.int64)
 
     def u16(self, at: Int64Array, ok: BoolArray) -> Int64Array:
         return (self.u8(at, ok) << 8) | self.u8(at + 1, ok)
@@ -83,7 +87,7 @@ class _Gather:
         return (self.u16(at, ok) << 16) | self.u16(at + 2, ok)
 
     def bytes(self, at: Int64Array, ok: BoolArray, n: int) -> ByteMatrix:
-        return self.b[np.where(ok, at, 0)[:, None] + np.arange(n)]
+        return np.take(self.b, at[:, None] + np.arange(n), mode="clip")
 
 
 def decode_batch(batch: FrameBatch) -> DecodedBatch:
@@ -162,19 +166,20 @@ def decode_batch(batch: FrameBatch) -> DecodedBatch:
     is_tcp = tcp[rows]
     return DecodedBatch(
         buf=batch.buf,
-        row=rows,
+        # Narrow types: a decoded batch crosses a process boundary, and half its cost is size.
+        row=rows.astype(np.int32),
         ts=batch.ts[rows],
         v6=v6,
         src=src,
         dst=dst,
-        proto=proto[rows],
-        sport=sport[rows],
-        dport=dport[rows],
-        flags=np.where(is_tcp, g.u8(l4[rows] + 13, is_tcp), 0),
-        ip_bytes=total[rows],
-        payload_len=end[rows] - payload_offset[rows],
-        payload_offset=payload_offset[rows],
-        seq=np.where(is_tcp, g.u32(l4[rows] + 4, is_tcp), 0),
+        proto=proto[rows].astype(np.uint8),
+        sport=sport[rows].astype(np.int32),
+        dport=dport[rows].astype(np.int32),
+        flags=np.where(is_tcp, g.u8(l4[rows] + 13, is_tcp), 0).astype(np.uint8),
+        ip_bytes=total[rows].astype(np.int32),
+        payload_len=(end[rows] - payload_offset[rows]).astype(np.int32),
+        payload_offset=payload_offset[rows].astype(np.int32),
+        seq=np.where(is_tcp, g.u32(l4[rows] + 4, is_tcp), 0).astype(np.uint32),
         slow=np.flatnonzero(~done),
     )
 
@@ -213,4 +218,5 @@ def _maybe_teredo(
     room = udp & (size >= 40) & (at + 6 <= cap_end)
     first = g.u8(at, room)
     inner_len = g.u16(at + 4, room) + 40
-    return room & ((first == 0) | ((first >> 4 == 6) & (inner_len == size)))
+    candidate: BoolArray = room & ((first == 0) | ((first >> 4 == 6) & (inner_len == size)))
+    return candidate

@@ -13,16 +13,18 @@ import math
 import socket
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from egresswatch.config import FlowSettings
 from egresswatch.decode.batch import DecodedBatch
 from egresswatch.decode.packet import TCP, UDP, PacketFacts
 from egresswatch.flows.localnet import LocalNetworks
 from egresswatch.flows.record import Direction, FlowRecord, protocol_name
 from egresswatch.flows.tcpstate import ACK, SYN, TcpState, plain_bit
+
+if TYPE_CHECKING:
+    from egresswatch.config import FlowSettings
 
 FlowKey = tuple[bytes, int, bytes, int, int]
 _new = tuple.__new__
@@ -134,6 +136,7 @@ class Flow:
         "interface",
         "key",
         "last_seen",
+        "named",
         "obytes",
         "opkts",
         "proto",
@@ -142,7 +145,6 @@ class Flow:
         "rpkts",
         "sport",
         "src",
-        "named",
         "tcp",
         "uid",
     )
@@ -195,7 +197,13 @@ class FlowTable:
         self._account(flow, is_orig, ts, flags, ip_bytes, payload_len, seq)
 
     def _account(
-        self, flow: Flow, is_orig: bool, ts: float, flags: int, ip_bytes: int, payload_len: int,
+        self,
+        flow: Flow,
+        is_orig: bool,
+        ts: float,
+        flags: int,
+        ip_bytes: int,
+        payload_len: int,
         seq: int,
     ) -> None:
         if is_orig:
@@ -225,10 +233,19 @@ class FlowTable:
         counted. Any other group, and every group sharing a flow with ``extra``, goes packet by
         packet.
         """
+        self.add_grouped(d, group_batch(d), extra, interface)
+
+    def add_grouped(
+        self,
+        d: DecodedBatch,
+        grouping: Grouping,
+        extra: list[tuple[int, float, PacketFacts]],
+        interface: str = "",
+    ) -> None:
+        """``add_batch`` with ``group_batch`` already done (in the decoding process)."""
         extra_by_flow: dict[tuple[object, ...], list[tuple[int, float, PacketFacts]]] = {}
         for item in extra:
             extra_by_flow.setdefault(_flow_id(item[2]), []).append(item)
-        grouping = group_batch(d)
         if grouping is None:  # a hash collision: never seen, but never wrong either
             self._add_rows(_Rows(d, []), range(len(d)), [], interface)
         else:
@@ -239,7 +256,7 @@ class FlowTable:
                 if merged:
                     self._add_rows(rows, g[0], merged, interface)
                 elif not self._count_only(g):
-                    self._account_rows(rows, g, interface)
+                    self._account_group(rows, g, interface)
         for items in extra_by_flow.values():
             for _, ts, facts in items:
                 self.add(facts, ts, interface)
@@ -287,37 +304,97 @@ class FlowTable:
         flow.last_seen = last_ts
         return True
 
-    def _account_rows(self, rows: _Rows, g: _Group, interface: str) -> None:
-        """A group packet by packet, from the batch's columns: ``add`` and ``_account`` inlined
-        (this loop carries every packet the bulk path cannot), building PacketFacts only where a
-        flow starts or ends."""
+    def _account_group(self, rows: _Rows, g: _Group, interface: str) -> None:
+        """A group that is not only counted: packet by packet where they can change a flow (up
+        to its SYN/FIN/RST and until every kind of segment has been seen), counted in bulk before
+        and after that."""
+        indices = g[0]
+        flags_col = rows.columns()[1]
+        control = [p for p, i in enumerate(indices) if flags_col[i] & 0x07]
+        first_control = control[0] if control else len(indices)
+        start = (
+            first_control
+            if first_control and self._count_rows(rows, g, indices[:first_control])
+            else 0
+        )
+        start = self._account_rows(rows, g, interface, start, control[-1] if control else 0)
+        if start < len(indices) and not self._count_rows(rows, g, indices[start:]):
+            self._account_rows(rows, g, interface, start, len(indices))
+
+    def _count_rows(self, rows: _Rows, g: _Group, indices: list[int]) -> bool:
+        """Count plain segments (no SYN/FIN/RST) of an existing flow without updating its state,
+        if they cannot change it: no timeout crossed, every kind already seen. False (nothing
+        done) otherwise."""
+        entry = self._index.get(g[2])
+        if entry is None:
+            return False
+        flow, key_is_orig = entry
+        key_is_fwd = g[3]
+        ts_col, _, bytes_col, plen_col, _, fwd_col = rows.columns()
+        last, idle, deadline = flow.last_seen, flow.idle, flow.deadline
+        needed = 0
+        counts = [0, 0, 0, 0]  # originator packets, bytes; responder packets, bytes
+        for i in indices:
+            ts = ts_col[i]
+            if ts - last >= idle or ts >= deadline:
+                return False
+            last = ts
+            is_orig = key_is_orig == (fwd_col[i] == key_is_fwd)
+            side = 0 if is_orig else 2
+            counts[side] += 1
+            counts[side + 1] += bytes_col[i]
+            needed |= (1 << (plen_col[i] > 0)) << side
+        if flow.tcp is not None and needed & ~flow.tcp.plain_done:
+            return False
+        flow.opkts += counts[0]
+        flow.obytes += counts[1]
+        flow.rpkts += counts[2]
+        flow.rbytes += counts[3]
+        flow.last_seen = last
+        return True
+
+    def _account_rows(
+        self, rows: _Rows, g: _Group, interface: str, start: int, settle_after: int
+    ) -> int:
+        """The group's packets from position ``start``, one by one: ``add`` and ``_account``
+        inlined, PacketFacts built only where a flow starts or ends. Stops early, returning the
+        position reached, once past ``settle_after`` with a flow whose every kind of plain
+        segment has been seen (the rest may then be counted in bulk)."""
         indices, key, key_is_fwd = g[0], g[2], g[3]
         ts_col, flags_col, bytes_col, plen_col, seq_col, fwd_col = rows.columns()
         s = self._settings
         grace, udp_idle, tcp_idle = s.close_grace, s.udp_idle_timeout, s.tcp_idle_timeout
         entry = self._index.get(key)
-        for i in indices:
+        for pos in range(start, len(indices)):
+            i = indices[pos]
             ts, flags = ts_col[i], flags_col[i]
             if entry is None or _ends_before(entry[0], ts, flags, seq_col[i]):
                 self.add(rows.item(i)[2], ts, interface)
                 entry = self._index[key]
-                continue
-            flow = entry[0]
-            is_orig = entry[1] == (fwd_col[i] == key_is_fwd)
-            if is_orig:
-                flow.opkts += 1
-                flow.obytes += bytes_col[i]
             else:
-                flow.rpkts += 1
-                flow.rbytes += bytes_col[i]
-            flow.last_seen = ts
-            tcp = flow.tcp
-            if tcp is not None:
-                plen = plen_col[i]
-                if flags & 0x07 or not tcp.plain_done & ((1 << (plen > 0)) << (0 if is_orig else 2)):
-                    tcp.update(is_orig, flags, plen, seq_col[i], ts, grace)
-                    flow.deadline = tcp.deadline
-                    flow.idle = udp_idle if tcp.handshaking else tcp_idle
+                flow = entry[0]
+                is_orig = entry[1] == (fwd_col[i] == key_is_fwd)
+                if is_orig:
+                    flow.opkts += 1
+                    flow.obytes += bytes_col[i]
+                else:
+                    flow.rpkts += 1
+                    flow.rbytes += bytes_col[i]
+                flow.last_seen = ts
+                tcp = flow.tcp
+                if tcp is not None:
+                    plen = plen_col[i]
+                    if flags & 0x07 or not tcp.plain_done & (
+                        (1 << (plen > 0)) << (0 if is_orig else 2)
+                    ):
+                        tcp.update(is_orig, flags, plen, seq_col[i], ts, grace)
+                        flow.deadline = tcp.deadline
+                        flow.idle = udp_idle if tcp.handshaking else tcp_idle
+            if pos >= settle_after:
+                tcp = entry[0].tcp
+                if tcp is None or tcp.plain_done == _ALL_PLAIN:
+                    return pos + 1
+        return len(indices)
 
     def _add_rows(
         self,
@@ -389,8 +466,11 @@ class FlowTable:
     def _record(self, flow: Flow, *, closed: bool) -> FlowRecord:
         if not flow.uid:  # first record of this flow: work out what never changes
             flow.uid = flow_uid(flow.interface, flow.first_seen, flow.key)
-            flow.named = (self._local.direction(flow.src, flow.dst), _ntop(flow.src),
-                          _ntop(flow.dst))
+            flow.named = (
+                self._local.direction(flow.src, flow.dst),
+                _ntop(flow.src),
+                _ntop(flow.dst),
+            )
         direction, src_ip, dst_ip = flow.named
         state, history = _state_and_history(flow)
         return FlowRecord(
@@ -434,6 +514,7 @@ def _needed_bits(orig_sent_fwd: bool, kinds: int) -> int:
     return needed
 
 
+_ALL_PLAIN = 0b1111  # every TcpState.plain_done bit
 # _NEEDED[orig_sent_fwd][kinds]: the TcpState.plain_done bits a group of those kinds requires.
 _NEEDED = [[_needed_bits(o, k) for k in range(16)] for o in (False, True)]
 _K = [
@@ -508,45 +589,21 @@ def group_batch(d: DecodedBatch) -> Grouping:
     control = np.bitwise_or.reduceat(d.flags[order] & 0x07, starts) != 0
     order_list = order.tolist()
     src_bytes, dst_bytes = d.src[first].tobytes(), d.dst[first].tobytes()
-    widths = np.where(d.v6[first], 16, 4).tolist()
-    groups = [
-        (
-            order_list[lo:hi],
-            _canonical(s, sp, t, dp, proto),
-            (s, sp, t, dp, proto),
-            is_fwd,
-            ctrl,
-            first_ts,
-            last_ts,
-            gap,
-            kind,
-            fp,
-            fb,
-            cnt - fp,
-            ab - fb,
-        )
-        for lo, hi, w, g, sp, dp, proto, is_fwd, ctrl, first_ts, last_ts, gap, kind, fp, fb, cnt, ab in zip(
-            starts,
-            bounds[1:],
-            widths,
-            range(len(starts)),
-            d.sport[first].tolist(),
-            d.dport[first].tolist(),
-            d.proto[first].tolist(),
-            fwd[first].tolist(),
-            control.tolist(),
-            d.ts[first].tolist(),
-            np.maximum.reduceat(ts_sorted, starts).tolist(),
-            np.maximum.reduceat(gaps, starts).tolist(),
-            kinds.tolist(),
-            fwd_packets.tolist(),
-            fwd_bytes.tolist(),
-            count.tolist(),
-            all_bytes.tolist(),
-            strict=True,
-        )
-        for s, t in [(src_bytes[16 * g : 16 * g + w], dst_bytes[16 * g : 16 * g + w])]
-    ]
+    columns = zip(
+        starts, bounds[1:], np.where(d.v6[first], 16, 4).tolist(), d.sport[first].tolist(),
+        d.dport[first].tolist(), d.proto[first].tolist(), fwd[first].tolist(), control.tolist(),
+        d.ts[first].tolist(), np.maximum.reduceat(ts_sorted, starts).tolist(),
+        np.maximum.reduceat(gaps, starts).tolist(), kinds.tolist(), fwd_packets.tolist(),
+        fwd_bytes.tolist(), count.tolist(), all_bytes.tolist(), strict=True,
+    )  # fmt: skip
+    groups: list[_Group] = []
+    for g, (lo, hi, width, sp, dp, proto, is_fwd, ctrl, first_ts, last_ts, gap, kind, fp, fb,
+            cnt, ab) in enumerate(columns):  # fmt: skip
+        s, t = src_bytes[16 * g : 16 * g + width], dst_bytes[16 * g : 16 * g + width]
+        groups.append((
+            order_list[lo:hi], _canonical(s, sp, t, dp, proto), (s, sp, t, dp, proto), is_fwd,
+            ctrl, first_ts, last_ts, gap, kind, fp, fb, cnt - fp, ab - fb,
+        ))  # fmt: skip
     return groups, fwd.tolist()
 
 
@@ -563,8 +620,14 @@ class _Rows:
         """time, flags, ip_bytes, payload_len, seq and orientation of every row."""
         if self._raw is None:
             d = self._d
-            self._raw = (d.ts.tolist(), d.flags.tolist(), d.ip_bytes.tolist(),
-                         d.payload_len.tolist(), d.seq.tolist(), self._fwd)
+            self._raw = (
+                d.ts.tolist(),
+                d.flags.tolist(),
+                d.ip_bytes.tolist(),
+                d.payload_len.tolist(),
+                d.seq.tolist(),
+                self._fwd,
+            )
         return self._raw
 
     def item(self, i: int) -> tuple[int, float, PacketFacts]:
@@ -572,17 +635,39 @@ class _Rows:
         if cols is None:
             d = self._d
             cols = self._cols = [
-                d.row.tolist(), d.ts.tolist(), d.v6.tolist(), d.proto.tolist(), d.sport.tolist(),
-                d.dport.tolist(), d.flags.tolist(), d.ip_bytes.tolist(), d.payload_len.tolist(),
-                d.payload_offset.tolist(), d.seq.tolist(), [d.src.tobytes()], [d.dst.tobytes()],
+                d.row.tolist(),
+                d.ts.tolist(),
+                d.v6.tolist(),
+                d.proto.tolist(),
+                d.sport.tolist(),
+                d.dport.tolist(),
+                d.flags.tolist(),
+                d.ip_bytes.tolist(),
+                d.payload_len.tolist(),
+                d.payload_offset.tolist(),
+                d.seq.tolist(),
+                [d.src.tobytes()],
+                [d.dst.tobytes()],
             ]
         row, ts, v6, proto, sport, dport, flags, ip_bytes, plen, poff, seq, src, dst = cols
         width = 16 if v6[i] else 4
         at = 16 * i
-        facts = _new(PacketFacts, (
-            src[0][at : at + width], dst[0][at : at + width], proto[i], sport[i], dport[i],
-            flags[i], ip_bytes[i], plen[i], self._d.buf, poff[i], seq[i],
-        ))
+        facts = _new(
+            PacketFacts,
+            (
+                src[0][at : at + width],
+                dst[0][at : at + width],
+                proto[i],
+                sport[i],
+                dport[i],
+                flags[i],
+                ip_bytes[i],
+                plen[i],
+                self._d.buf,
+                poff[i],
+                seq[i],
+            ),
+        )
         return row[i], ts[i], facts
 
 

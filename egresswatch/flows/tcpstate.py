@@ -41,12 +41,12 @@ class TcpState:
         "orig_data",
         "orig_prev",
         "orig_start",
+        "plain_done",
         "resp",
         "resp_closed",
         "resp_data",
         "resp_prev",
         "resp_start",
-        "plain_done",
         "seen",
     )
 

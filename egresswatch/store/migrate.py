@@ -50,8 +50,12 @@ def upgrade(engine: Engine) -> str:
         try:
             with engine.begin() as conn:
                 Base.metadata.create_all(conn)
-                conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
-                                  "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"))
+                conn.execute(
+                    text(
+                        "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+                        "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+                    )
+                )
                 conn.execute(text("INSERT INTO alembic_version VALUES (:v)"), {"v": HEAD})
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot create the database schema: {exc}") from exc

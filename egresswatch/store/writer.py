@@ -50,9 +50,25 @@ def flow_values(rec: FlowRecord) -> dict[str, Any]:
 
 
 _COLUMNS = (
-    "uid", "first_seen", "last_seen", "interface", "direction", "ip_proto", "protocol", "src_ip",
-    "src_port", "dst_ip", "dst_port", "dst_addr", "packets_out", "bytes_out", "packets_in",
-    "bytes_in", "state", "history", "closed",
+    "uid",
+    "first_seen",
+    "last_seen",
+    "interface",
+    "direction",
+    "ip_proto",
+    "protocol",
+    "src_ip",
+    "src_port",
+    "dst_ip",
+    "dst_port",
+    "dst_addr",
+    "packets_out",
+    "bytes_out",
+    "packets_in",
+    "bytes_in",
+    "state",
+    "history",
+    "closed",
 )
 _SQLITE_UPSERT = (
     f"INSERT INTO flows ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "

@@ -203,3 +203,20 @@ def test_installed_command(wikipedia: Path, db: str) -> None:
         check=True,
     )
     assert len(listing.stdout.splitlines()) == 34
+
+
+def test_one_or_two_processes_give_the_same_flows(
+    peers: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pcap = peers / "zeek" / "teredo" / "Teredo.pcap"
+    results = []
+    for workers in ("1", "2"):
+        db = f"sqlite:///{tmp_path / f'w{workers}.db'}"
+        assert main(["replay", str(pcap), "--db", db, "--quiet", "--workers", workers]) == 0
+        results.append(
+            sorted(
+                json.dumps(r, sort_keys=True)
+                for r in flows_json(capsys, "--db", db, "--limit", "0")
+            )
+        )
+    assert results[0] == results[1] and len(results[0]) == 21
