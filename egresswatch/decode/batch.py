@@ -24,9 +24,11 @@ Column = npt.NDArray[Any]
 """An integer column, as narrow as its values allow."""
 ByteMatrix = npt.NDArray[np.uint8]
 
-_VLAN = np.array([0x8100, 0x88A8, 0x9100])
-_FAST_PROTOS = np.array([TCP, UDP, ICMP, ICMP6])
-_FAST_V6_NEXT = np.array([TCP, UDP, ICMP6])
+# Transport protocols the bulk path decodes, as lookup tables indexed by protocol number.
+_FAST_V4_NEXT = np.zeros(256, bool)
+_FAST_V4_NEXT[[TCP, UDP, ICMP, ICMP6]] = True
+_FAST_V6_NEXT = np.zeros(256, bool)
+_FAST_V6_NEXT[[TCP, UDP, ICMP6]] = True  # anything else may be an extension header
 _RAW_LINKS = {int(LinkType.RAW), 12, 14, int(LinkType.IPV4), int(LinkType.IPV6)}
 
 
@@ -115,7 +117,7 @@ def decode_batch(batch: FrameBatch) -> DecodedBatch:
         & (total4 <= wire_avail)
         & (avail >= ihl)
         & ((frag & 0x3FFF) == 0)
-        & np.isin(proto4, _FAST_PROTOS)
+        & _FAST_V4_NEXT[proto4]
     )
 
     plen6 = g.u16(l3 + 4, is6)
@@ -126,7 +128,7 @@ def decode_batch(batch: FrameBatch) -> DecodedBatch:
         & (g.u8(l3, is6) >> 4 == 6)
         & (plen6 > 0)
         & (total6 <= wire_avail)
-        & np.isin(next6, _FAST_V6_NEXT)
+        & _FAST_V6_NEXT[next6]
     )
 
     fast = fast4 | fast6
@@ -193,7 +195,8 @@ def _link(g: _Gather, batch: FrameBatch) -> tuple[Int64Array, Int64Array, BoolAr
         ethertype = g.u16(start + 12, ok)
         l3 = start + 14
         for _ in range(2):  # 802.1Q and QinQ; deeper stacks go the slow way
-            tagged = ok & np.isin(ethertype, _VLAN) & (cap >= l3 - start + 4)
+            vlan = (ethertype == 0x8100) | (ethertype == 0x88A8) | (ethertype == 0x9100)
+            tagged = ok & vlan & (cap >= l3 - start + 4)
             ethertype = np.where(tagged, g.u16(l3 + 2, tagged), ethertype)
             l3 = np.where(tagged, l3 + 4, l3)
         return l3, ethertype, ok

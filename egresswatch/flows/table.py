@@ -613,7 +613,6 @@ class _Rows:
     def __init__(self, d: DecodedBatch, fwd: list[bool]) -> None:
         self._d = d
         self._fwd = fwd
-        self._cols: list[list[Any]] | None = None
         self._raw: tuple[list[Any], ...] | None = None
 
     def columns(self) -> tuple[list[Any], ...]:
@@ -631,44 +630,19 @@ class _Rows:
         return self._raw
 
     def item(self, i: int) -> tuple[int, float, PacketFacts]:
-        cols = self._cols
-        if cols is None:
-            d = self._d
-            cols = self._cols = [
-                d.row.tolist(),
-                d.ts.tolist(),
-                d.v6.tolist(),
-                d.proto.tolist(),
-                d.sport.tolist(),
-                d.dport.tolist(),
-                d.flags.tolist(),
-                d.ip_bytes.tolist(),
-                d.payload_len.tolist(),
-                d.payload_offset.tolist(),
-                d.seq.tolist(),
-                [d.src.tobytes()],
-                [d.dst.tobytes()],
-            ]
-        row, ts, v6, proto, sport, dport, flags, ip_bytes, plen, poff, seq, src, dst = cols
-        width = 16 if v6[i] else 4
-        at = 16 * i
+        """Row ``i`` as (batch row, time, PacketFacts). Called for the few packets that start a
+        flow, so it reads single values rather than converting whole columns."""
+        d = self._d
+        width = 16 if d.v6[i] else 4
         facts = _new(
             PacketFacts,
             (
-                src[0][at : at + width],
-                dst[0][at : at + width],
-                proto[i],
-                sport[i],
-                dport[i],
-                flags[i],
-                ip_bytes[i],
-                plen[i],
-                self._d.buf,
-                poff[i],
-                seq[i],
+                d.src[i, :width].tobytes(), d.dst[i, :width].tobytes(), int(d.proto[i]),
+                int(d.sport[i]), int(d.dport[i]), int(d.flags[i]), int(d.ip_bytes[i]),
+                int(d.payload_len[i]), d.buf, int(d.payload_offset[i]), int(d.seq[i]),
             ),
-        )
-        return row[i], ts[i], facts
+        )  # fmt: skip
+        return int(d.row[i]), float(d.ts[i]), facts
 
 
 def _ends_before(flow: Flow, ts: float, flags: int, seq: int) -> bool:
