@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,52 +26,20 @@ _UPDATED = (
 )
 
 
-def flow_values(rec: FlowRecord) -> dict[str, Any]:
-    """The flows-table row for a record (keys in _COLUMNS order)."""
-    return {
-        "uid": rec.uid,
-        "first_seen": rec.first_seen,
-        "last_seen": rec.last_seen,
-        "interface": rec.interface,
-        "direction": str(rec.direction),
-        "ip_proto": rec.ip_proto,
-        "protocol": rec.protocol,
-        "src_ip": rec.src_ip,
-        "src_port": rec.src_port,
-        "dst_ip": rec.dst_ip,
-        "dst_port": rec.dst_port,
-        "dst_addr": address_key(rec.dst_ip),
-        "packets_out": rec.packets_out,
-        "bytes_out": rec.bytes_out,
-        "packets_in": rec.packets_in,
-        "bytes_in": rec.bytes_in,
-        "state": rec.state,
-        "history": rec.history[:64],
-        "closed": rec.closed,
-    }
+_FIELDS = tuple(field.name for field in dataclasses.fields(FlowRecord))
+_COLUMNS = (*_FIELDS, "dst_addr")
+"""The flows-table columns a record fills: its own fields, then the derived address key."""
+_values_of = operator.attrgetter(*_FIELDS)
+_HISTORY = _FIELDS.index("history")
 
 
-_COLUMNS = (
-    "uid",
-    "first_seen",
-    "last_seen",
-    "interface",
-    "direction",
-    "ip_proto",
-    "protocol",
-    "src_ip",
-    "src_port",
-    "dst_ip",
-    "dst_port",
-    "dst_addr",
-    "packets_out",
-    "bytes_out",
-    "packets_in",
-    "bytes_in",
-    "state",
-    "history",
-    "closed",
-)
+def flow_values(rec: FlowRecord) -> tuple[Any, ...]:
+    """The flows-table row for a record, in _COLUMNS order."""
+    values = list(_values_of(rec))
+    values[_HISTORY] = rec.history[:64]  # the column's width; a longer history is cut
+    return (*values, address_key(rec.dst_ip))
+
+
 _SQLITE_UPSERT = (
     f"INSERT INTO flows ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
     f"ON CONFLICT(uid) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _UPDATED)}"
@@ -82,17 +52,19 @@ def upsert_flows(conn: Connection, records: Sequence[FlowRecord]) -> None:
     dialect = conn.dialect.name
     if dialect == "sqlite":
         # The DB-API directly: SQLAlchemy's per-row processing would cost more than the insert.
-        conn.exec_driver_sql(_SQLITE_UPSERT, [tuple(row.values()) for row in rows])
-    elif dialect == "postgresql":
+        conn.exec_driver_sql(_SQLITE_UPSERT, rows)
+        return
+    named = [dict(zip(_COLUMNS, row, strict=True)) for row in rows]
+    if dialect == "postgresql":
         from sqlalchemy.dialects import postgresql  # noqa: PLC0415 - only for PostgreSQL URLs
 
         pins = postgresql.insert(FlowRow)
         stmt = pins.on_conflict_do_update(
             index_elements=["uid"], set_={c: pins.excluded[c] for c in _UPDATED}
         )
-        conn.execute(stmt, rows)
+        conn.execute(stmt, named)
     else:
-        _upsert_portable(conn, rows)
+        _upsert_portable(conn, named)
 
 
 def _upsert_portable(conn: Connection, rows: list[dict[str, Any]]) -> None:
