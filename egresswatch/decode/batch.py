@@ -9,6 +9,7 @@ per-packet decoder, so both paths give the same facts (tests/decode/test_batch.p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,8 @@ from egresswatch.decode.packet import _ICMP4_PAIRS, _ICMP6_PAIRS, ICMP, ICMP6, T
 BoolArray = npt.NDArray[np.bool_]
 Column = npt.NDArray[Any]
 """An integer column, as narrow as its values allow."""
-ByteMatrix = npt.NDArray[np.uint8]
+AddressColumn = npt.NDArray[np.uint64]
+"""Addresses as 128-bit numbers, one row of (high 64 bits, low 64 bits) each; IPv4 is (0, addr)."""
 
 # Transport protocols the bulk path decodes, as lookup tables indexed by protocol number.
 _FAST_V4_NEXT = np.zeros(256, bool)
@@ -52,9 +54,9 @@ class DecodedBatch:
     row: Column
     ts: npt.NDArray[np.float64]
     v6: BoolArray
-    src: ByteMatrix
-    """Source addresses, 16 bytes a row (IPv4 in the first 4, zeros after)."""
-    dst: ByteMatrix
+    src: AddressColumn
+    """Source addresses (see ``address_bytes``)."""
+    dst: AddressColumn
     proto: Column
     sport: Column
     dport: Column
@@ -88,8 +90,18 @@ class _Gather:
     def u32(self, at: Int64Array, ok: BoolArray) -> Int64Array:
         return (self.u16(at, ok) << 16) | self.u16(at + 2, ok)
 
-    def bytes(self, at: Int64Array, ok: BoolArray, n: int) -> ByteMatrix:
-        return np.take(self.b, at[:, None] + np.arange(n), mode="clip")
+    def word(self, at: Int64Array, n: int) -> npt.NDArray[np.uint64]:
+        """``n`` big-endian bytes at each offset as one unsigned number (n <= 8)."""
+        out = np.zeros(len(at), np.uint64)
+        for k in range(n):
+            out = (out << np.uint64(8)) | np.take(self.b, at + k, mode="clip").astype(np.uint64)
+        return out
+
+
+def address_bytes(row: Sequence[int], v6: bool) -> bytes:
+    """An address column's row (high, low) as the 4 or 16 raw bytes PacketFacts carry."""
+    high, low = row
+    return ((high << 64) | low).to_bytes(16, "big") if v6 else low.to_bytes(4, "big")
 
 
 def decode_batch(batch: FrameBatch) -> DecodedBatch:
@@ -159,12 +171,13 @@ def decode_batch(batch: FrameBatch) -> DecodedBatch:
     rows = np.flatnonzero(done)
     v6 = fast6[rows]
     at3 = l3[rows]
-    src = np.zeros((len(rows), 16), np.uint8)
-    dst = np.zeros((len(rows), 16), np.uint8)
-    everywhere = np.ones(len(rows), bool)
-    for addresses, v6_at, v4_at in ((src, 8, 12), (dst, 24, 16)):
-        addresses[v6] = g.bytes(at3[v6] + v6_at, everywhere[v6], 16)
-        addresses[~v6, :4] = g.bytes(at3[~v6] + v4_at, everywhere[~v6], 4)
+    src = np.zeros((len(rows), 2), np.uint64)
+    dst = np.zeros((len(rows), 2), np.uint64)
+    for column, v6_at, v4_at in ((src, 8, 12), (dst, 24, 16)):
+        column[~v6, 1] = g.word(at3[~v6] + v4_at, 4)
+        if v6.any():
+            column[v6, 0] = g.word(at3[v6] + v6_at, 8)
+            column[v6, 1] = g.word(at3[v6] + v6_at + 8, 8)
     is_tcp = tcp[rows]
     return DecodedBatch(
         buf=batch.buf,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from egresswatch.decode.batch import DecodedBatch
+from egresswatch.decode.batch import DecodedBatch, address_bytes
 from egresswatch.decode.packet import TCP, UDP, PacketFacts
 from egresswatch.flows.localnet import LocalNetworks
 from egresswatch.flows.record import Direction, FlowRecord, protocol_name
@@ -539,8 +539,7 @@ def group_batch(d: DecodedBatch) -> Grouping:
     n = len(d)
     if n == 0:
         return [], []
-    src = d.src.view(">u8").astype(np.uint64)
-    dst = d.dst.view(">u8").astype(np.uint64)
+    src, dst = d.src, d.dst
     # fwd: the row's source is the lower end of the flow key; both directions then hash alike.
     fwd = (src[:, 0] < dst[:, 0]) | (
         (src[:, 0] == dst[:, 0])
@@ -588,18 +587,19 @@ def group_batch(d: DecodedBatch) -> Grouping:
     kinds = np.bitwise_or.reduceat(kind_bit[order], starts)
     control = np.bitwise_or.reduceat(d.flags[order] & 0x07, starts) != 0
     order_list = order.tolist()
-    src_bytes, dst_bytes = d.src[first].tobytes(), d.dst[first].tobytes()
+    sources, destinations = d.src[first].tolist(), d.dst[first].tolist()
     columns = zip(
-        starts, bounds[1:], np.where(d.v6[first], 16, 4).tolist(), d.sport[first].tolist(),
+        starts, bounds[1:], d.v6[first].tolist(), d.sport[first].tolist(),
         d.dport[first].tolist(), d.proto[first].tolist(), fwd[first].tolist(), control.tolist(),
         d.ts[first].tolist(), np.maximum.reduceat(ts_sorted, starts).tolist(),
         np.maximum.reduceat(gaps, starts).tolist(), kinds.tolist(), fwd_packets.tolist(),
         fwd_bytes.tolist(), count.tolist(), all_bytes.tolist(), strict=True,
     )  # fmt: skip
     groups: list[_Group] = []
-    for g, (lo, hi, width, sp, dp, proto, is_fwd, ctrl, first_ts, last_ts, gap, kind, fp, fb,
+    for g, (lo, hi, v6, sp, dp, proto, is_fwd, ctrl, first_ts, last_ts, gap, kind, fp, fb,
             cnt, ab) in enumerate(columns):  # fmt: skip
-        s, t = src_bytes[16 * g : 16 * g + width], dst_bytes[16 * g : 16 * g + width]
+        s = address_bytes(sources[g], v6)
+        t = address_bytes(destinations[g], v6)
         groups.append((
             order_list[lo:hi], _canonical(s, sp, t, dp, proto), (s, sp, t, dp, proto), is_fwd,
             ctrl, first_ts, last_ts, gap, kind, fp, fb, cnt - fp, ab - fb,
@@ -633,11 +633,12 @@ class _Rows:
         """Row ``i`` as (batch row, time, PacketFacts). Called for the few packets that start a
         flow, so it reads single values rather than converting whole columns."""
         d = self._d
-        width = 16 if d.v6[i] else 4
+        v6 = bool(d.v6[i])
         facts = _new(
             PacketFacts,
             (
-                d.src[i, :width].tobytes(), d.dst[i, :width].tobytes(), int(d.proto[i]),
+                address_bytes(d.src[i].tolist(), v6), address_bytes(d.dst[i].tolist(), v6),
+                int(d.proto[i]),
                 int(d.sport[i]), int(d.dport[i]), int(d.flags[i]), int(d.ip_bytes[i]),
                 int(d.payload_len[i]), d.buf, int(d.payload_offset[i]), int(d.seq[i]),
             ),

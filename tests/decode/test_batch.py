@@ -12,7 +12,7 @@ from scapy.layers.l2 import ARP, CookedLinux, CookedLinuxV2, Dot1Q, Ether
 
 from egresswatch.capture.frames import FrameBatch
 from egresswatch.decode import LinkType, PacketFacts, decode
-from egresswatch.decode.batch import decode_batch
+from egresswatch.decode.batch import address_bytes, decode_batch
 from tests.packets import MACS, handshake_and_close, icmp_echo, tcp, udp
 
 ETHERNET_CORPUS = [
@@ -43,11 +43,10 @@ def check_agreement(frames: list[bytes], linktype: int, wire: list[int] | None =
     for i, row in enumerate(d.row.tolist()):
         expected = decode(frames[row], linktype, wire[row])
         assert isinstance(expected, PacketFacts), (row, expected)
-        width = 16 if d.v6[i] else 4
         start = int(batch.start[row])
         got = (
-            d.src[i, :width].tobytes(),
-            d.dst[i, :width].tobytes(),
+            address_bytes(d.src[i].tolist(), bool(d.v6[i])),
+            address_bytes(d.dst[i].tolist(), bool(d.v6[i])),
             int(d.proto[i]),
             int(d.sport[i]),
             int(d.dport[i]),
