@@ -9,7 +9,6 @@ small box, and the worker starts before the database layers are even imported.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 import multiprocessing
 import queue
@@ -30,7 +29,6 @@ from egresswatch.flows.table import FlowTable, Grouping, group_batch
 if TYPE_CHECKING:
     from egresswatch.config import Settings
 
-log = logging.getLogger(__name__)
 
 FlowSink = Callable[[list[FlowRecord]], None]
 _QUEUE_DEPTH = 24  # decoded batches in flight (~2 MB each): the worker runs ahead at start

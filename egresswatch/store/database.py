@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,6 @@ from egresswatch.flows.record import FlowRecord
 from egresswatch.store import migrate
 from egresswatch.store.queries import FlowFilter, select_flows
 from egresswatch.store.writer import upsert_flows
-
-log = logging.getLogger(__name__)
 
 
 class Database:
