@@ -293,15 +293,17 @@ def test_an_ipv4_cidr_never_matches_an_ipv4_mapped_ipv6_flow(db: Database) -> No
 def test_filters_combine(db: Database) -> None:
     db.write_flows(
         [
-            flow("CMatch", dst_ip="1.1.1.1", dst_port=853, last_seen=T0 + 50),
-            flow("CWrongPort", dst_ip="1.1.1.1", dst_port=53, last_seen=T0 + 50),
-            flow("CWrongDst", dst_ip="8.8.8.8", dst_port=853, last_seen=T0 + 50),
-            flow("CTooOld", dst_ip="1.1.1.1", dst_port=853, last_seen=T0 + 5),
-            flow("CIngress", dst_ip="1.1.1.1", dst_port=853, direction=Direction.INGRESS,
+            flow("CMatch", dst_ip="198.51.100.1", dst_port=853, last_seen=T0 + 50),
+            flow("CWrongPort", dst_ip="198.51.100.1", dst_port=53, last_seen=T0 + 50),
+            flow("CWrongDst", dst_ip="198.51.100.8", dst_port=853, last_seen=T0 + 50),
+            flow("CTooOld", dst_ip="198.51.100.1", dst_port=853, last_seen=T0 + 5),
+            flow("CIngress", dst_ip="198.51.100.1", dst_port=853, direction=Direction.INGRESS,
                  last_seen=T0 + 50),
         ]
     )  # fmt: skip
-    assert uids(db, dst="1.1.1.0/24", port=853, since=T0 + 10, direction="egress") == ["CMatch"]
+    assert uids(db, dst="198.51.100.0/29", port=853, since=T0 + 10, direction="egress") == [
+        "CMatch"
+    ]
 
 
 def test_a_batch_of_5000_records_is_written_in_one_call(db: Database) -> None:
