@@ -22,9 +22,10 @@ from egresswatch.decode.batch import DecodedBatch, decode_batch
 from egresswatch.decode.packet import UDP
 from egresswatch.decode.tunnels import teredo_inner
 from egresswatch.errors import CaptureError, EgressWatchError
+from egresswatch.flows.grouping import Grouping, group_batch
 from egresswatch.flows.localnet import LocalNetworks
 from egresswatch.flows.record import FlowRecord
-from egresswatch.flows.table import FlowTable, Grouping, group_batch
+from egresswatch.flows.table import FlowTable
 
 if TYPE_CHECKING:
     from egresswatch.config import Settings

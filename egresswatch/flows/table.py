@@ -8,116 +8,23 @@ at shutdown; long flows are written out as interim updates every ``active_timeou
 
 from __future__ import annotations
 
-import hashlib
 import math
 import socket
 from collections import Counter
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from egresswatch.decode.batch import DecodedBatch, address_bytes
+from egresswatch.decode.batch import DecodedBatch
 from egresswatch.decode.packet import TCP, UDP, PacketFacts
+from egresswatch.flows.grouping import ALL_PLAIN, NEEDED, Group, Grouping, Rows, group_batch
+from egresswatch.flows.initiator import responder_sent_first
+from egresswatch.flows.key import FlowKey, flow_id, flow_uid
 from egresswatch.flows.localnet import LocalNetworks
 from egresswatch.flows.record import Direction, FlowRecord, protocol_name
-from egresswatch.flows.tcpstate import ACK, SYN, TcpState, plain_bit
+from egresswatch.flows.tcpstate import SYN, TcpState
 
 if TYPE_CHECKING:
     from egresswatch.config import FlowSettings
-
-FlowKey = tuple[bytes, int, bytes, int, int]
-_new = tuple.__new__
-
-# Zeek's likely_server_ports (the ports its default protocol scripts register), plus the services
-# of an inference box. A flow seen mid-stream is turned around when only its sender's port is one.
-LIKELY_SERVER_PORTS = frozenset(
-    {
-        21,
-        22,
-        23,
-        25,
-        53,
-        67,
-        69,
-        80,
-        81,
-        88,
-        102,
-        110,
-        123,
-        135,
-        137,
-        139,
-        143,
-        161,
-        162,
-        389,
-        443,
-        445,
-        465,
-        502,
-        514,
-        563,
-        585,
-        587,
-        614,
-        631,
-        636,
-        853,
-        989,
-        990,
-        992,
-        993,
-        995,
-        1080,
-        1194,
-        1434,
-        1812,
-        1883,
-        2049,
-        2123,
-        2152,
-        2375,
-        2376,
-        2811,
-        3128,
-        3306,
-        3389,
-        3478,
-        3544,
-        4789,
-        5060,
-        5072,
-        5222,
-        5223,
-        5269,
-        5353,
-        5355,
-        5432,
-        5671,
-        5672,
-        6081,
-        6379,
-        6443,
-        6666,
-        6667,
-        6668,
-        6669,
-        6697,
-        8000,
-        8080,
-        8443,
-        8787,
-        8888,
-        9200,
-        11211,
-        11434,
-        20000,
-        27017,
-    }
-)
-
 
 DNS_PORTS = frozenset({53, 137, 5353, 5355})
 """UDP ports of DNS and its multicast cousins (NetBIOS-NS, mDNS, LLMNR)."""
@@ -245,12 +152,12 @@ class FlowTable:
         """``add_batch`` with ``group_batch`` already done (in the decoding process)."""
         extra_by_flow: dict[tuple[object, ...], list[tuple[int, float, PacketFacts]]] = {}
         for item in extra:
-            extra_by_flow.setdefault(_flow_id(item[2]), []).append(item)
+            extra_by_flow.setdefault(flow_id(item[2]), []).append(item)
         if grouping is None:  # a hash collision: never seen, but never wrong either
-            self._add_rows(_Rows(d, []), range(len(d)), [], interface)
+            self._add_rows(Rows(d, []), range(len(d)), [], interface)
         else:
             groups, fwd = grouping
-            rows = _Rows(d, fwd)
+            rows = Rows(d, fwd)
             for g in groups:
                 merged = extra_by_flow.pop(g[1], [])
                 if merged:
@@ -261,7 +168,7 @@ class FlowTable:
             for _, ts, facts in items:
                 self.add(facts, ts, interface)
 
-    def _count_only(self, g: _Group) -> bool:
+    def _count_only(self, g: Group) -> bool:
         (
             _,
             _,
@@ -289,7 +196,7 @@ class FlowTable:
             return False
         orig_sent_fwd = is_orig == key_is_fwd
         tcp = flow.tcp
-        if tcp is not None and _NEEDED[orig_sent_fwd][kinds] & ~tcp.plain_done:
+        if tcp is not None and NEEDED[orig_sent_fwd][kinds] & ~tcp.plain_done:
             return False
         if orig_sent_fwd:
             flow.opkts += fwd_packets
@@ -304,7 +211,7 @@ class FlowTable:
         flow.last_seen = last_ts
         return True
 
-    def _account_group(self, rows: _Rows, g: _Group, interface: str) -> None:
+    def _account_group(self, rows: Rows, g: Group, interface: str) -> None:
         """A group that is not only counted: packet by packet where they can change a flow (up
         to its SYN/FIN/RST and until every kind of segment has been seen), counted in bulk before
         and after that."""
@@ -321,7 +228,7 @@ class FlowTable:
         if start < len(indices) and not self._count_rows(rows, g, indices[start:]):
             self._account_rows(rows, g, interface, start, len(indices))
 
-    def _count_rows(self, rows: _Rows, g: _Group, indices: list[int]) -> bool:
+    def _count_rows(self, rows: Rows, g: Group, indices: list[int]) -> bool:
         """Count plain segments (no SYN/FIN/RST) of an existing flow without updating its state,
         if they cannot change it: no timeout crossed, every kind already seen. False (nothing
         done) otherwise."""
@@ -354,7 +261,7 @@ class FlowTable:
         return True
 
     def _account_rows(
-        self, rows: _Rows, g: _Group, interface: str, start: int, settle_after: int
+        self, rows: Rows, g: Group, interface: str, start: int, settle_after: int
     ) -> int:
         """The group's packets from position ``start``, one by one: ``add`` and ``_account``
         inlined, PacketFacts built only where a flow starts or ends. Stops early, returning the
@@ -392,13 +299,13 @@ class FlowTable:
                         flow.idle = udp_idle if tcp.handshaking else tcp_idle
             if pos >= settle_after:
                 tcp = entry[0].tcp
-                if tcp is None or tcp.plain_done == _ALL_PLAIN:
+                if tcp is None or tcp.plain_done == ALL_PLAIN:
                     return pos + 1
         return len(indices)
 
     def _add_rows(
         self,
-        rows: _Rows,
+        rows: Rows,
         indices: Iterable[int],
         extra: list[tuple[int, float, PacketFacts]],
         interface: str,
@@ -440,7 +347,7 @@ class FlowTable:
             self._end(next(iter(self._flows.values())))
             self.counters["flows_evicted"] += 1
         src, dst, proto, sport, dport, flags = p[:6]
-        flipped = _responder_sent_first(proto, sport, dport, flags)
+        flipped = responder_sent_first(proto, sport, dport, flags)
         key: FlowKey = (
             (dst, dport, src, sport, proto) if flipped else (src, sport, dst, dport, proto)
         )
@@ -495,185 +402,11 @@ class FlowTable:
         )
 
 
-# One flow's packets within a batch: (row indices, flow id, key as first seen, whether that key
-# is the flow id's orientation, any SYN/FIN/RST, first time, last time, largest gap, kinds of
-# plain segment present (bit 0 rev-ack, 1 rev-data, 2 fwd-ack, 3 fwd-data), then packets and bytes
-# in the id's forward and reverse directions).
-_Group = tuple[
-    list[int], tuple[object, ...], FlowKey, bool, bool, float, float, float, int, int, int, int, int
-]
-
-
-def _needed_bits(orig_sent_fwd: bool, kinds: int) -> int:
-    needed = 0
-    for bit, (fwd, has_data) in enumerate(
-        ((False, False), (False, True), (True, False), (True, True))
-    ):
-        if kinds >> bit & 1:
-            needed |= plain_bit(fwd == orig_sent_fwd, has_data)
-    return needed
-
-
-_ALL_PLAIN = 0b1111  # every TcpState.plain_done bit
-# _NEEDED[orig_sent_fwd][kinds]: the TcpState.plain_done bits a group of those kinds requires.
-_NEEDED = [[_needed_bits(o, k) for k in range(16)] for o in (False, True)]
-_K = [
-    np.uint64(k)
-    for k in (
-        0x9E3779B97F4A7C15,
-        0xC2B2AE3D27D4EB4F,
-        0x165667B19E3779F9,
-        0xD6E8FEB86659FD93,
-        0xFF51AFD7ED558CCD,
-    )
-]
-
-
-Grouping = tuple[list[_Group], list[bool]] | None
-"""A batch's groups and each row's orientation; None when two flows' hashes collided."""
-
-
-def group_batch(d: DecodedBatch) -> Grouping:
-    """Group a batch's rows by flow (both directions together), with each row's orientation
-    (True: its source is the lower end of the flow's key); None on a hash collision."""
-    n = len(d)
-    if n == 0:
-        return [], []
-    src, dst = d.src, d.dst
-    # fwd: the row's source is the lower end of the flow key; both directions then hash alike.
-    fwd = (src[:, 0] < dst[:, 0]) | (
-        (src[:, 0] == dst[:, 0])
-        & ((src[:, 1] < dst[:, 1]) | ((src[:, 1] == dst[:, 1]) & (d.sport <= d.dport)))
-    )
-    low = np.where(fwd[:, None], src, dst)
-    high = np.where(fwd[:, None], dst, src)
-    low_port = np.where(fwd, d.sport, d.dport).astype(np.uint64)
-    high_port = np.where(fwd, d.dport, d.sport).astype(np.uint64)
-    tail = (
-        (low_port << np.uint64(32))
-        | (high_port << np.uint64(16))
-        | (d.proto.astype(np.uint64) << np.uint64(1))
-        | d.v6.astype(np.uint64)
-    )
-    h = (
-        low[:, 0] * _K[0]
-        ^ low[:, 1] * _K[1]
-        ^ high[:, 0] * _K[2]
-        ^ high[:, 1] * _K[3]
-        ^ tail * _K[4]
-    )
-    h ^= h >> np.uint64(31)
-    _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
-    rep = first[inverse]
-    if not (
-        np.array_equal(low, low[rep])
-        and np.array_equal(high, high[rep])
-        and np.array_equal(tail, tail[rep])
-    ):
-        return None
-    order = np.argsort(inverse, kind="stable")
-    count = np.bincount(inverse)
-    bounds = np.concatenate(([0], np.cumsum(count))).tolist()
-    starts = bounds[:-1]
-    ts_sorted = d.ts[order]
-    gaps = np.zeros(n)
-    gaps[1:] = np.diff(ts_sorted)
-    gaps[starts] = 0.0
-    fwd_w = fwd.astype(np.float64)
-    fwd_packets = np.bincount(inverse, weights=fwd_w).astype(np.int64)
-    fwd_bytes = np.bincount(inverse, weights=d.ip_bytes * fwd_w).astype(np.int64)
-    all_bytes = np.bincount(inverse, weights=d.ip_bytes.astype(np.float64)).astype(np.int64)
-    kind_bit = np.left_shift(1, fwd * 2 + (d.payload_len > 0))
-    kinds = np.bitwise_or.reduceat(kind_bit[order], starts)
-    control = np.bitwise_or.reduceat(d.flags[order] & 0x07, starts) != 0
-    order_list = order.tolist()
-    sources, destinations = d.src[first].tolist(), d.dst[first].tolist()
-    columns = zip(
-        starts, bounds[1:], d.v6[first].tolist(), d.sport[first].tolist(),
-        d.dport[first].tolist(), d.proto[first].tolist(), fwd[first].tolist(), control.tolist(),
-        d.ts[first].tolist(), np.maximum.reduceat(ts_sorted, starts).tolist(),
-        np.maximum.reduceat(gaps, starts).tolist(), kinds.tolist(), fwd_packets.tolist(),
-        fwd_bytes.tolist(), count.tolist(), all_bytes.tolist(), strict=True,
-    )  # fmt: skip
-    groups: list[_Group] = []
-    for g, (lo, hi, v6, sp, dp, proto, is_fwd, ctrl, first_ts, last_ts, gap, kind, fp, fb,
-            cnt, ab) in enumerate(columns):  # fmt: skip
-        s = address_bytes(sources[g], v6)
-        t = address_bytes(destinations[g], v6)
-        groups.append((
-            order_list[lo:hi], _canonical(s, sp, t, dp, proto), (s, sp, t, dp, proto), is_fwd,
-            ctrl, first_ts, last_ts, gap, kind, fp, fb, cnt - fp, ab - fb,
-        ))  # fmt: skip
-    return groups, fwd.tolist()
-
-
-class _Rows:
-    """A decoded batch's rows as Python values, for the groups that go packet by packet."""
-
-    def __init__(self, d: DecodedBatch, fwd: list[bool]) -> None:
-        self._d = d
-        self._fwd = fwd
-        self._raw: tuple[list[Any], ...] | None = None
-
-    def columns(self) -> tuple[list[Any], ...]:
-        """time, flags, ip_bytes, payload_len, seq and orientation of every row."""
-        if self._raw is None:
-            d = self._d
-            self._raw = (
-                d.ts.tolist(),
-                d.flags.tolist(),
-                d.ip_bytes.tolist(),
-                d.payload_len.tolist(),
-                d.seq.tolist(),
-                self._fwd,
-            )
-        return self._raw
-
-    def item(self, i: int) -> tuple[int, float, PacketFacts]:
-        """Row ``i`` as (batch row, time, PacketFacts). Called for the few packets that start a
-        flow, so it reads single values rather than converting whole columns."""
-        d = self._d
-        v6 = bool(d.v6[i])
-        facts = _new(
-            PacketFacts,
-            (
-                address_bytes(d.src[i].tolist(), v6), address_bytes(d.dst[i].tolist(), v6),
-                int(d.proto[i]),
-                int(d.sport[i]), int(d.dport[i]), int(d.flags[i]), int(d.ip_bytes[i]),
-                int(d.payload_len[i]), d.buf, int(d.payload_offset[i]), int(d.seq[i]),
-            ),
-        )  # fmt: skip
-        return int(d.row[i]), float(d.ts[i]), facts
-
-
 def _ends_before(flow: Flow, ts: float, flags: int, seq: int) -> bool:
     """Whether ``flow`` is over by the time of this packet: idle, closed, or reused by a SYN."""
     if ts >= flow.deadline or ts - flow.last_seen >= flow.idle:
         return True
     return bool(flags & SYN) and flow.tcp is not None and flow.tcp.is_reuse(flags, seq)
-
-
-def _canonical(s: bytes, sp: int, t: bytes, dp: int, proto: int) -> tuple[object, ...]:
-    return (s, sp, t, dp, proto) if (s, sp) <= (t, dp) else (t, dp, s, sp, proto)
-
-
-def _flow_id(p: PacketFacts) -> tuple[object, ...]:
-    return _canonical(p.src, p.sport, p.dst, p.dport, p.proto)
-
-
-def _responder_sent_first(proto: int, sport: int, dport: int, flags: int) -> bool:
-    """Whether the first packet of a flow came from its responder (Zeek's WantConnection flip)."""
-    if proto == TCP:
-        if flags & SYN and not flags & ACK:
-            return False  # a pure SYN names its sender the originator
-        if sport not in LIKELY_SERVER_PORTS:
-            return False
-        if dport in LIKELY_SERVER_PORTS:
-            return not flags & SYN and sport < dport
-        return True
-    if proto == UDP:
-        return sport in LIKELY_SERVER_PORTS and dport not in LIKELY_SERVER_PORTS
-    return False
 
 
 def _state_and_history(flow: Flow) -> tuple[str, str]:
@@ -691,26 +424,3 @@ def _state_and_history(flow: Flow) -> tuple[str, str]:
 
 def _ntop(addr: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET if len(addr) == 4 else socket.AF_INET6, addr)
-
-
-_UID_ALPHABET = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_UID_TABLE = bytes(_UID_ALPHABET[b % 62] for b in range(256))  # hash bytes -> base62 letters
-
-
-def flow_uid(interface: str, first_seen: float, key: FlowKey) -> str:
-    """A Zeek-like uid ("C" + 17 base62 characters), derived from what identifies the flow.
-
-    Deterministic, so replaying the same capture twice updates the same rows instead of
-    duplicating them.
-    """
-    src, sport, dst, dport, proto = key
-    material = b"|".join(
-        [
-            interface.encode(),
-            f"{first_seen:.6f}".encode(),
-            src,
-            dst,
-            f"{sport}/{dport}/{proto}".encode(),
-        ]
-    )
-    return "C" + hashlib.blake2b(material, digest_size=17).digest().translate(_UID_TABLE).decode()

@@ -5,9 +5,10 @@ from __future__ import annotations
 from scapy.packet import Packet
 
 from egresswatch.config import FlowSettings
+from egresswatch.flows.key import flow_uid
 from egresswatch.flows.localnet import LocalNetworks
 from egresswatch.flows.record import Direction, FlowRecord
-from egresswatch.flows.table import FlowTable, flow_uid
+from egresswatch.flows.table import FlowTable
 from tests.packets import CLIENT, SERVER, facts, handshake_and_close, icmp_echo, tcp, udp
 
 LOCAL = LocalNetworks(["10.0.0.0/8", "fd00::/8"])
