@@ -69,6 +69,35 @@ class StoreSettings(BaseModel):
     """Records written per transaction."""
 
 
+class NameSettings(BaseModel):
+    """How destinations are named (passive DNS, TLS SNI, HTTP Host, QUIC SNI)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dns_cache_size: int = Field(default=100_000, gt=0)
+    """(client, address) pairs remembered from DNS answers; beyond it the oldest are forgotten."""
+    dns_grace: float = Field(default=300.0, ge=0)
+    """Seconds a DNS answer still names connections after its TTL ran out (clients and resolvers
+    keep answers longer than the TTL says)."""
+    max_client_bytes: int = Field(default=16_384, ge=1024)
+    """First bytes of a connection kept while waiting for a whole TLS ClientHello or HTTP request
+    header (a ClientHello split over several segments)."""
+
+
+class GeoSettings(BaseModel):
+    """Where the GeoIP databases (MaxMind or DB-IP ``.mmdb``) are found."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    paths: list[Path] = Field(
+        default_factory=lambda: [Path("/usr/share/GeoIP"), Path("/var/lib/GeoIP")]
+    )
+    """Directories (or ``.mmdb`` files) searched for City/Country and ASN databases, first match
+    wins; the defaults are where Debian's geoipupdate writes them."""
+    reload_interval: float = Field(default=60.0, ge=0)
+    """Seconds between checks for a database replaced on disk (geoipupdate's weekly run)."""
+
+
 class Settings(BaseSettings):
     """Everything egresswatch can be configured with."""
 
@@ -86,6 +115,8 @@ class Settings(BaseSettings):
     """Added to ``local_networks`` (e.g. the box's public prefix), so the defaults stay."""
     flows: FlowSettings = Field(default_factory=FlowSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    names: NameSettings = Field(default_factory=NameSettings)
+    geoip: GeoSettings = Field(default_factory=GeoSettings)
 
     @field_validator("local_networks", "extra_local_networks")
     @classmethod

@@ -1,0 +1,1 @@
+"""Placing destinations: country, city and AS from MaxMind or DB-IP databases."""
