@@ -79,9 +79,6 @@ class NameSettings(BaseModel):
     dns_grace: float = Field(default=300.0, ge=0)
     """Seconds a DNS answer still names connections after its TTL ran out (clients and resolvers
     keep answers longer than the TTL says)."""
-    max_client_bytes: int = Field(default=16_384, ge=1024)
-    """First bytes of a connection kept while waiting for a whole TLS ClientHello or HTTP request
-    header (a ClientHello split over several segments)."""
 
 
 class GeoSettings(BaseModel):

@@ -1,7 +1,8 @@
-"""capture -> decode -> flows -> store, in two halves that may run in two processes.
+"""capture -> decode -> flows -> enrich -> store, in two halves that may run in two processes.
 
-``Decoder`` turns frame batches into decoded, flow-grouped batches (pure CPU, no database);
-``Pipeline`` accounts them in the flow table and writes the records. ``DecodeWorker`` runs a
+``Decoder`` turns frame batches into decoded, flow-grouped batches and reads names out of the
+payloads (pure CPU, no database); ``Pipeline`` accounts them in the flow table, enriches the
+records and writes them. ``DecodeWorker`` runs a
 Decoder in a second process: the halves cost about the same, so a replay uses both cores of a
 small box, and the worker starts before the database layers are even imported.
 """
@@ -13,25 +14,36 @@ import math
 import multiprocessing
 import queue
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from egresswatch.capture.frames import FrameBatch, Int64Array
 from egresswatch.decode import FragmentReassembler, PacketFacts, decode
 from egresswatch.decode.batch import DecodedBatch, decode_batch
 from egresswatch.decode.packet import UDP
 from egresswatch.decode.tunnels import teredo_inner
+from egresswatch.enrich import Enricher
 from egresswatch.errors import CaptureError, EgressWatchError
 from egresswatch.flows.grouping import Grouping, group_batch
 from egresswatch.flows.localnet import LocalNetworks
 from egresswatch.flows.record import FlowRecord
 from egresswatch.flows.table import FlowTable
+from egresswatch.names.passive_dns import DnsAnswer, PassiveDns
+from egresswatch.names.sniffer import NOTHING, NameSniffer, Sniffed
 
 if TYPE_CHECKING:
     from egresswatch.config import Settings
+    from egresswatch.geo.resolver import GeoResolver
 
 
-FlowSink = Callable[[list[FlowRecord]], None]
+class Sink(Protocol):
+    """Where records go: the database, or a test's list."""
+
+    def write_flows(self, records: Sequence[FlowRecord]) -> None: ...
+
+    def write_dns(self, answers: Sequence[DnsAnswer]) -> None: ...
+
+
 _QUEUE_DEPTH = 24  # decoded batches in flight (~2 MB each): the worker runs ahead at start
 
 
@@ -42,6 +54,8 @@ class Prepared(NamedTuple):
     grouping: Grouping
     extra: list[tuple[int, float, PacketFacts]]
     """What the per-packet decoder made of the frames the bulk decoder left: (row, time, facts)."""
+    sniffed: Sniffed
+    """Names the clients said and DNS answers, read from the payloads."""
     interface: str
     packets: int
     position: int
@@ -51,8 +65,11 @@ class Prepared(NamedTuple):
 class Decoder:
     """The decoding half: frame batches in, Prepared batches out. Holds IP reassembly state."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, names: bool = True) -> None:
         self.fragments = FragmentReassembler()
+        self.names = NameSniffer()
+        self._sniff = names
+        """False: no names read from payloads (the benchmark's baseline)."""
         self.skipped: Counter[str] = Counter()
         """Packets not accounted to any flow, by reason (malformed, truncated, not IP, ...)."""
 
@@ -72,7 +89,9 @@ class Decoder:
             decoded = decode_batch(batch)
             extra = self._decode_slow(batch, decoded.slow)
             self.fragments.expire(float(batch.ts[0]))
-            yield Prepared(decoded, group_batch(decoded), extra, name, len(batch), position())
+            grouping = group_batch(decoded)
+            sniffed = self.names.sniff(batch, decoded, grouping, extra) if self._sniff else NOTHING
+            yield Prepared(decoded, grouping, extra, sniffed, name, len(batch), position())
 
     def _decode_slow(
         self, batch: FrameBatch, rows: Int64Array
@@ -107,6 +126,7 @@ class Decoder:
     def counters(self) -> Counter[str]:
         total: Counter[str] = Counter({f"skipped_{k}": v for k, v in self.skipped.items()})
         total.update({f"skipped_{k}": v for k, v in self.fragments.dropped.items()})
+        total.update({f"unnamed_{k}": v for k, v in self.names.errors.items()})
         return total
 
 
@@ -136,9 +156,10 @@ class DecodeWorker:
                 if kind == "batch":
                     yield payload
                 elif kind == "done":
-                    skipped, dropped = payload
+                    skipped, dropped, name_errors = payload
                     self._decoder.skipped.update(skipped)
                     self._decoder.fragments.dropped.update(dropped)
+                    self._decoder.names.errors.update(name_errors)
                     return
                 else:
                     raise CaptureError(payload)
@@ -153,7 +174,10 @@ class DecodeWorker:
             for item in prepared:
                 decoded = dataclasses.replace(item.decoded, buf=b"")
                 channel.put(("batch", item._replace(decoded=decoded)))
-            channel.put(("done", (self._decoder.skipped, self._decoder.fragments.dropped)))
+            decoder = self._decoder
+            channel.put(
+                ("done", (decoder.skipped, decoder.fragments.dropped, decoder.names.errors))
+            )
         except EgressWatchError as exc:
             channel.put(("error", str(exc)))
         except KeyboardInterrupt:
@@ -164,13 +188,22 @@ class DecodeWorker:
 
 
 class Pipeline:
-    """The accounting half: Prepared batches in, flow records to ``sink`` in batches."""
+    """The accounting half: Prepared batches in, enriched flow records and DNS answers to ``sink``
+    in batches."""
 
     def __init__(
-        self, settings: Settings, sink: FlowSink, decoder: Decoder, *, sweep_interval: float = 1.0
+        self,
+        settings: Settings,
+        sink: Sink,
+        decoder: Decoder,
+        *,
+        geo: GeoResolver | None = None,
+        sweep_interval: float = 1.0,
     ) -> None:
         local = LocalNetworks([*settings.local_networks, *settings.extra_local_networks])
         self.table = FlowTable(settings.flows, local)
+        passive_dns = PassiveDns(size=settings.names.dns_cache_size, grace=settings.names.dns_grace)
+        self.enricher = Enricher(passive_dns, geo)
         self.decoder = decoder
         self.packets = 0
         self.flows_written = 0
@@ -180,6 +213,8 @@ class Pipeline:
         """Seconds of packet time between looks for ended flows (live: 1 s, so finished flows
         reach the database promptly; replay: longer, nobody is waiting)."""
         self._pending: list[FlowRecord] = []
+        self._answers: list[DnsAnswer] = []
+        self.answers_written = 0
         self._next_sweep = -math.inf
 
     def feed(
@@ -192,7 +227,13 @@ class Pipeline:
                 if first_ts >= self._next_sweep:
                     self._next_sweep = first_ts + self._sweep_interval
                     self._emit(self.table.sweep(first_ts))
+            names, answers = item.sniffed
+            for fid, said in names:  # before the packets: they may end the flow they name
+                self.table.name(fid, said)
             self.table.add_grouped(item.decoded, item.grouping, item.extra, item.interface)
+            if answers:
+                self.enricher.learn(answers)
+                self._answers.extend(answers)
             self.packets += item.packets
             if progress is not None:
                 progress(self.packets, item.position)
@@ -205,18 +246,28 @@ class Pipeline:
     @property
     def counters(self) -> Counter[str]:
         """Everything countable about the run: packets, skips by reason, flow table events."""
-        total: Counter[str] = Counter(packets=self.packets, flows_written=self.flows_written)
+        total: Counter[str] = Counter(
+            packets=self.packets,
+            flows_written=self.flows_written,
+            dns_answers_written=self.answers_written,
+        )
         total.update(self.table.counters)
+        total.update(self.enricher.counters)
         total.update(self.decoder.counters)
         return total
 
     def _emit(self, records: list[FlowRecord]) -> None:
         self._pending.extend(records)
-        if len(self._pending) >= self._batch_size:
+        if len(self._pending) + len(self._answers) >= self._batch_size:
             self._write()
 
     def _write(self) -> None:
+        # Answers first: a flow named after DNS never points at an answer not yet stored.
+        if self._answers:
+            answers, self._answers = self._answers, []
+            self._sink.write_dns(answers)
+            self.answers_written += len(answers)
         if self._pending:
-            batch, self._pending = self._pending, []
-            self._sink(batch)
+            batch, self._pending = self.enricher.enrich(self._pending), []
+            self._sink.write_flows(batch)
             self.flows_written += len(batch)

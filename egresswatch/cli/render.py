@@ -1,9 +1,9 @@
-"""How flows look on a terminal and in JSON Lines."""
+"""How flows and DNS answers look on a terminal and in JSON Lines."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 from egresswatch.timestamps import rfc3339
@@ -41,6 +41,7 @@ _COLUMNS = (
     "PROTO",
     "SOURCE",
     "DESTINATION",
+    "WHERE",
     "OUT",
     "IN",
     "STATE",
@@ -62,16 +63,52 @@ def flow_table(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
                 r["protocol"],
                 _endpoint(r["src_ip"], r["src_port"], r["protocol"]),
                 dest,
+                _place(r),
                 f"{human_bytes(r['bytes_out'])}/{r['packets_out']}p",
                 f"{human_bytes(r['bytes_in'])}/{r['packets_in']}p",
                 r["state"] + ("" if r["closed"] else " (open)"),
             )
         )
+    return _table(_COLUMNS, lines, out, "no flows match")
+
+
+def _place(r: dict[str, Any]) -> str:
+    """Country and AS of the remote end: ``CN AS4837``, ``-`` when unknown."""
+    parts = [r.get("country") or "", f"AS{r['asn']}" if r.get("asn") else ""]
+    return " ".join(p for p in parts if p) or "-"
+
+
+_DNS_COLUMNS = ("TIME (UTC)", "CLIENT", "RESOLVER", "QUERY", "TYPE", "RCODE", "ANSWERS")
+
+
+def dns_json(row: dict[str, Any]) -> str:
+    """One DNS answer as a JSON object, the time in RFC 3339 UTC."""
+    return json.dumps({**row, "time": rfc3339(row["time"])}, separators=(",", ":"))
+
+
+def dns_table(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
+    """Write an aligned table of DNS answers; returns how many it showed."""
+    lines = [
+        (
+            rfc3339(r["time"])[:19].replace("T", " "),
+            r["client"],
+            r["resolver"],
+            r["query"],
+            r["qtype"],
+            r["rcode"],
+            ", ".join(r["answers"]) or "-",
+        )
+        for r in rows
+    ]
+    return _table(_DNS_COLUMNS, lines, out, "no DNS answers match")
+
+
+def _table(columns: tuple[str, ...], lines: Sequence[tuple[str, ...]], out: TextIO, empty: str) -> int:
     if not lines:
-        out.write("no flows match\n")
+        out.write(empty + "\n")
         return 0
-    widths = [max(len(c), *(len(line[i]) for line in lines)) for i, c in enumerate(_COLUMNS)]
-    for line in (_COLUMNS, *lines):
+    widths = [max(len(c), *(len(line[i]) for line in lines)) for i, c in enumerate(columns)]
+    for line in (columns, *lines):
         out.write("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
         out.write("\n")
     return len(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -10,12 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from egresswatch.capture.pcapfile import PcapFile
+from egresswatch.cli.geoip import add_geoip_option, geoip_paths
 from egresswatch.cli.progress import ProgressBar
 from egresswatch.pipeline import Decoder, DecodeWorker, Pipeline, Prepared
 
 if TYPE_CHECKING:
     from egresswatch.config import Settings
 
+_log = logging.getLogger(__name__)
 _PROGRESS_MIN_BYTES = 8 << 20
 _SWEEP_INTERVAL = 10.0  # seconds of capture time: a replay has no one waiting for each flow
 
@@ -31,6 +34,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="interface name recorded on the flows (default: the file's own, else its file name)",
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+    add_geoip_option(parser)
     parser.add_argument(
         "--workers",
         type=int,
@@ -60,12 +64,15 @@ def run(args: argparse.Namespace, load: Callable[[], Settings]) -> int:
     if args.workers > 1:
         prepared = DecodeWorker(decoder, iter(prepared))
     settings = load()
+    from egresswatch.geo.resolver import GeoResolver  # noqa: PLC0415 - see above
     from egresswatch.store import Database  # noqa: PLC0415 - see above
 
+    geo = GeoResolver(geoip_paths(args, settings), reload_interval=settings.geoip.reload_interval)
+    _log.info("%s", geo.describe())
     database = Database(settings.db)
     try:
         database.upgrade()
-        pipeline = Pipeline(settings, database.write_flows, decoder, sweep_interval=_SWEEP_INTERVAL)
+        pipeline = Pipeline(settings, database, decoder, geo=geo, sweep_interval=_SWEEP_INTERVAL)
         bar = None
         if not args.quiet and ProgressBar.wanted() and capture.size >= _PROGRESS_MIN_BYTES:
             bar = ProgressBar(capture.size)
@@ -78,8 +85,15 @@ def run(args: argparse.Namespace, load: Callable[[], Settings]) -> int:
         elapsed = time.monotonic() - started
     finally:
         database.close()
+        have_geo = bool(geo.databases)
+        geo.close()
     if not args.quiet:
         print(summary(pipeline, elapsed))
+        if not have_geo:
+            print(
+                "geo: no GeoIP database found; country/city/ASN stay empty "
+                "(see `egresswatch geoip status`)"
+            )
     return 0
 
 
@@ -99,6 +113,22 @@ def summary(pipeline: Pipeline, elapsed: float) -> str:
         total = sum(v for _, v in skipped)
         detail = ", ".join(f"{reason} {count:,}" for reason, count in skipped)
         lines.append(f"skipped {total:,} packets: {detail}")
+    named = sorted(
+        (k.removeprefix("flows_named_"), v) for k, v in counters.items()
+        if k.startswith("flows_named_")
+    )  # fmt: skip
+    if named or counters["dns_answers_written"]:
+        detail = ", ".join(f"{source} {count:,}" for source, count in named) or "none"
+        lines.append(
+            f"names: {sum(v for _, v in named):,} flows named ({detail}), "
+            f"{counters['dns_answers_written']:,} DNS answers stored"
+        )
+    unreadable = sorted(
+        (k.removeprefix("unnamed_"), v) for k, v in counters.items() if k.startswith("unnamed_")
+    )
+    if unreadable:
+        detail = ", ".join(f"{reason} {count:,}" for reason, count in unreadable)
+        lines.append(f"payloads that did not parse (flows left unnamed): {detail}")
     if counters["flows_evicted"]:
         lines.append(
             f"flow table full: {counters['flows_evicted']:,} flows written out early "

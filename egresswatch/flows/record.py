@@ -27,6 +27,20 @@ def protocol_name(proto: int) -> str:
     return PROTOCOL_NAMES.get(proto, str(proto))
 
 
+@dataclass(frozen=True, slots=True)
+class ClientNames:
+    """What a client said about the server it wanted, on one flow."""
+
+    server_name: str | None
+    source: str
+    """``sni`` (TLS), ``quic`` (QUIC Initial) or ``http`` (Host header)."""
+    ts: float
+    """Time of the packet that completed the hello or request: which of two flows on the same
+    5-tuple it belongs to."""
+    ja4: str | None = None
+    alpn: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FlowRecord:
     """One flow, as written to the database and shown by ``egresswatch flows``.
@@ -71,6 +85,27 @@ class FlowRecord:
     """Zeek-style history: one letter per event, upper case for the initiator."""
     closed: bool
     """True once the flow has ended (FIN/RST and grace, idle timeout, eviction or shutdown)."""
+    server_name: str | None = None
+    """The destination's name: what the client itself said (TLS SNI, QUIC SNI, HTTP Host) wins
+    over the name it looked up in DNS before the flow started; None when there was neither."""
+    name_source: str | None = None
+    """Where ``server_name`` came from: ``sni``, ``quic``, ``http`` or ``dns``."""
+    dns_name: str | None = None
+    """The name this client asked DNS for and got the responder's address back, before the flow
+    started (the queried name, not the CNAME target); kept beside ``server_name`` so that an SNI
+    which differs from the DNS name stays visible."""
+    ja4: str | None = None
+    """JA4 fingerprint of the TLS or QUIC ClientHello: identifies the client library."""
+    alpn: str | None = None
+    """ALPN protocols the client offered, comma-separated in its order (``h2,http/1.1``)."""
+    country: str | None = None
+    """ISO country code of the remote end (the responder, or the initiator of ingress flows)."""
+    city: str | None = None
+    """City of the remote end, in English, when the GeoIP database has one."""
+    asn: int | None = None
+    """Autonomous system number of the remote end."""
+    as_org: str | None = None
+    """Organisation that holds that autonomous system."""
 
     @property
     def duration(self) -> float:

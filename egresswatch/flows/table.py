@@ -12,19 +12,23 @@ import math
 import socket
 from collections import Counter
 from collections.abc import Iterable
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from egresswatch.decode.batch import DecodedBatch
 from egresswatch.decode.packet import TCP, UDP, PacketFacts
 from egresswatch.flows.grouping import ALL_PLAIN, NEEDED, Group, Grouping, Rows, group_batch
 from egresswatch.flows.initiator import responder_sent_first
-from egresswatch.flows.key import FlowKey, flow_id, flow_uid
+from egresswatch.flows.key import FlowKey, canonical, flow_id, flow_uid
 from egresswatch.flows.localnet import LocalNetworks
-from egresswatch.flows.record import Direction, FlowRecord, protocol_name
+from egresswatch.flows.record import ClientNames, Direction, FlowRecord, protocol_name
 from egresswatch.flows.tcpstate import SYN, TcpState
 
 if TYPE_CHECKING:
     from egresswatch.config import FlowSettings
+
+_NO_NAMES = ClientNames(None, "", 0.0)
+_MAX_SAID = 65_536
 
 DNS_PORTS = frozenset({53, 137, 5353, 5355})
 """UDP ports of DNS and its multicast cousins (NetBIOS-NS, mDNS, LLMNR)."""
@@ -44,6 +48,7 @@ class Flow:
         "key",
         "last_seen",
         "named",
+        "names",
         "obytes",
         "opkts",
         "proto",
@@ -73,6 +78,8 @@ class Flow:
         self.uid = ""
         self.named: tuple[Direction, str, str] = (Direction.TRANSIT, "", "")
         """Direction and printable addresses, worked out with the uid at the first record."""
+        self.names: ClientNames | None = None
+        """What the client said about the server it wanted (SNI, QUIC SNI, HTTP Host)."""
 
 
 class FlowTable:
@@ -84,6 +91,7 @@ class FlowTable:
         self._flows: dict[FlowKey, Flow] = {}  # by initiator-side key, oldest first
         self._index: dict[FlowKey, tuple[Flow, bool]] = {}  # both orientations -> (flow, is_orig)
         self._ready: list[FlowRecord] = []
+        self._said: dict[tuple[object, ...], ClientNames] = {}  # by direction-free key
         self.counters: Counter[str] = Counter()
         """flows_created, flows_evicted, flows_reused: shown in the replay summary and metrics."""
 
@@ -319,6 +327,23 @@ class FlowTable:
         for _, ts, facts in items:
             add(facts, ts, interface)
 
+    def name(self, fid: tuple[object, ...], names: ClientNames) -> None:
+        """What a flow's client said (found on the decoding side). Held until the flow's next
+        record, which takes it if the flow was running at ``names.ts``: the batch that carried
+        it may also have ended that flow and started another on the same 5-tuple."""
+        if len(self._said) >= _MAX_SAID:  # flows never recorded: forget the oldest half
+            for key in list(islice(self._said, _MAX_SAID // 2)):
+                del self._said[key]
+        self._said[fid] = names
+
+    def _claim_names(self, flow: Flow) -> ClientNames | None:
+        src, sport, dst, dport, proto = flow.key
+        said = self._said.get(canonical(src, sport, dst, dport, proto))
+        if said is not None and flow.first_seen <= said.ts <= flow.last_seen:
+            del self._said[canonical(src, sport, dst, dport, proto)]
+            flow.names = said
+        return flow.names
+
     def sweep(self, now: float) -> list[FlowRecord]:
         """Records of flows that ended by ``now``, plus interim updates of long ones."""
         active_timeout = self._settings.active_timeout
@@ -380,6 +405,7 @@ class FlowTable:
             )
         direction, src_ip, dst_ip = flow.named
         state, history = _state_and_history(flow)
+        names = flow.names or (self._said and self._claim_names(flow)) or _NO_NAMES
         return FlowRecord(
             uid=flow.uid,
             first_seen=flow.first_seen,
@@ -399,6 +425,10 @@ class FlowTable:
             state=state,
             history=history,
             closed=closed,
+            server_name=names.server_name,
+            name_source=names.source if names.server_name else None,
+            ja4=names.ja4,
+            alpn=",".join(names.alpn) or None,
         )
 
 

@@ -12,9 +12,10 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from egresswatch.errors import StoreError
 from egresswatch.flows.record import FlowRecord
+from egresswatch.names.passive_dns import DnsAnswer
 from egresswatch.store import migrate
-from egresswatch.store.queries import FlowFilter, select_flows
-from egresswatch.store.writer import upsert_flows
+from egresswatch.store.queries import DnsFilter, FlowFilter, select_dns, select_flows
+from egresswatch.store.writer import insert_dns, upsert_flows
 
 
 class Database:
@@ -43,6 +44,26 @@ class Database:
             raise StoreError(
                 f"cannot write {len(records)} flows to {self._safe_url}: {exc}"
             ) from exc
+
+    def write_dns(self, answers: Sequence[DnsAnswer]) -> None:
+        """Store a batch of DNS answers in one transaction (each uid once)."""
+        if not answers:
+            return
+        try:
+            with self.engine.begin() as conn:
+                insert_dns(conn, answers)
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"cannot write {len(answers)} DNS answers to {self._safe_url}: {exc}"
+            ) from exc
+
+    def dns(self, flt: DnsFilter) -> Iterator[dict[str, Any]]:
+        """DNS answers matching ``flt``, newest first."""
+        try:
+            with self.engine.connect() as conn:
+                yield from select_dns(conn, flt)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read DNS answers from {self._safe_url}: {exc}") from exc
 
     def flows(self, flt: FlowFilter) -> Iterator[dict[str, Any]]:
         """Flows matching ``flt``, newest activity first, as plain dicts of the record fields."""

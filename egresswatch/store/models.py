@@ -42,6 +42,9 @@ class FlowRow(Base):
     # Filled by enrichment (names, geo, attribution); null when unknown, never guessed.
     server_name: Mapped[str | None] = mapped_column(String(255))
     name_source: Mapped[str | None] = mapped_column(String(8))
+    dns_name: Mapped[str | None] = mapped_column(String(255))
+    ja4: Mapped[str | None] = mapped_column(String(40))
+    alpn: Mapped[str | None] = mapped_column(String(255))
     country: Mapped[str | None] = mapped_column(String(2))
     city: Mapped[str | None] = mapped_column(String(128))
     asn: Mapped[int | None] = mapped_column(BigInteger)
@@ -62,4 +65,43 @@ class FlowRow(Base):
         Index("ix_flows_dst_addr", "dst_addr"),
         Index("ix_flows_dst_port", "dst_port"),
         Index("ix_flows_direction_last_seen", "direction", "last_seen"),
+        Index("ix_flows_server_name", "server_name"),
+    )
+
+
+class DnsRow(Base):
+    """One row per DNS response seen (passive DNS history)."""
+
+    __tablename__ = "dns"
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    uid: Mapped[str] = mapped_column(String(32), unique=True)
+    time: Mapped[float] = mapped_column(Float(precision=53))
+    client: Mapped[str] = mapped_column(String(45))
+    resolver: Mapped[str] = mapped_column(String(45))
+    query: Mapped[str] = mapped_column(String(255))
+    qtype: Mapped[str] = mapped_column(String(16))
+    rcode: Mapped[str] = mapped_column(String(16))
+    answers: Mapped[str] = mapped_column(Text)
+    """JSON list of the addresses and CNAME targets in the answer section."""
+    ttl: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        Index("ix_dns_time", "time"),
+        Index("ix_dns_query", "query"),
+    )
+
+
+class DnsAddressRow(Base):
+    """The addresses each DNS response gave, so "who resolved this address" is an index lookup."""
+
+    __tablename__ = "dns_addresses"
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    dns_uid: Mapped[str] = mapped_column(String(32))
+    address: Mapped[str] = mapped_column(String(45))
+
+    __table_args__ = (
+        Index("ix_dns_addresses_address", "address"),
+        Index("ix_dns_addresses_dns_uid_address", "dns_uid", "address", unique=True),
     )

@@ -1,15 +1,16 @@
-"""Flow queries: the filters the CLI (and later the API) offer, translated to indexed SQL."""
+"""Flow and DNS queries: the filters the CLI (and later the API) offer, as indexed SQL."""
 
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Select, select
 
-from egresswatch.store.models import FlowRow
+from egresswatch.store.models import DnsAddressRow, DnsRow, FlowRow
 
 _HIDDEN = {"id", "dst_addr"}
 FLOW_FIELDS = [c.name for c in FlowRow.__table__.columns if c.name not in _HIDDEN]
@@ -80,3 +81,46 @@ def address_range(text: str) -> tuple[bytes, bytes]:
     net = ipaddress.ip_network(text, strict=False)
     low, high = net.network_address.packed, net.broadcast_address.packed
     return (_V4_MAPPED + low, _V4_MAPPED + high) if net.version == 4 else (low, high)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DnsFilter:
+    """Which DNS answers to list; ``limit`` 0 means no limit."""
+
+    name: str | None = None
+    """Query name, or a glob (``*.vendor.cn``; ``*`` and ``?``), case-insensitive."""
+    ip: str | None = None
+    """An address the answer contained."""
+    since: float | None = None
+    until: float | None = None
+    limit: int = 50
+
+
+DNS_FIELDS = ["time", "client", "resolver", "query", "qtype", "rcode", "answers", "ttl"]
+
+
+def select_dns(conn: Connection, flt: DnsFilter) -> Iterator[dict[str, Any]]:
+    query: Select[Any] = select(*[DnsRow.__table__.c[name] for name in DNS_FIELDS])
+    if flt.name:
+        pattern = flt.name.lower().rstrip(".")
+        if "*" in pattern or "?" in pattern:
+            like = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            like = like.replace("*", "%").replace("?", "_")
+            query = query.where(DnsRow.query.like(like, escape="\\"))
+        else:
+            query = query.where(DnsRow.query == pattern)
+    if flt.ip:
+        address = str(ipaddress.ip_address(flt.ip))
+        uids = select(DnsAddressRow.dns_uid).where(DnsAddressRow.address == address)
+        query = query.where(DnsRow.uid.in_(uids))
+    if flt.since is not None:
+        query = query.where(DnsRow.time >= flt.since)
+    if flt.until is not None:
+        query = query.where(DnsRow.time <= flt.until)
+    query = query.order_by(DnsRow.time.desc(), DnsRow.id.desc())
+    if flt.limit:
+        query = query.limit(flt.limit)
+    for row in conn.execute(query):
+        answer = dict(row._mapping)
+        answer["answers"] = json.loads(answer["answers"])
+        yield answer

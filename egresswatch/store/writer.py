@@ -1,16 +1,19 @@
-"""Batched upserts of flow records: one statement per batch, keyed by uid."""
+"""Batched writes: flow records upserted by uid, DNS answers inserted once each."""
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import json
 import operator
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, insert, update
+from sqlalchemy import Connection, insert, select, update
 
 from egresswatch.flows.record import FlowRecord
-from egresswatch.store.models import FlowRow
+from egresswatch.names.passive_dns import DnsAnswer
+from egresswatch.store.models import Base, DnsAddressRow, DnsRow, FlowRow
 from egresswatch.store.queries import address_key
 
 # Columns an interim update may change; first_seen and the 5-tuple never change for a uid.
@@ -23,6 +26,16 @@ _UPDATED = (
     "state",
     "history",
     "closed",
+    # Names and places are worked out once, but a name may arrive after an interim update.
+    "server_name",
+    "name_source",
+    "dns_name",
+    "ja4",
+    "alpn",
+    "country",
+    "city",
+    "asn",
+    "as_org",
 )
 
 
@@ -75,3 +88,60 @@ def _upsert_portable(conn: Connection, rows: list[dict[str, Any]]) -> None:
         )
         if updated.rowcount == 0:
             conn.execute(insert(FlowRow).values(row))
+
+
+_DNS_COLUMNS = ("uid", "time", "client", "resolver", "query", "qtype", "rcode", "answers", "ttl")
+
+
+def insert_dns(conn: Connection, answers: Sequence[DnsAnswer]) -> None:
+    """Insert DNS answers and their addresses; answers already stored (same uid) are skipped."""
+    rows = {
+        a.uid: (a.uid, a.time, a.client, a.resolver, a.query[:255], a.qtype, a.rcode,
+                json.dumps(a.answers), a.ttl)
+        for a in answers
+    }  # fmt: skip
+    addresses = {(a.uid, ip) for a in answers for ip in map(_address, a.answers) if ip}
+    _insert_new(conn, DnsRow, _DNS_COLUMNS, list(rows.values()), ("uid",))
+    _insert_new(
+        conn, DnsAddressRow, ("dns_uid", "address"), sorted(addresses),
+        ("dns_uid", "address"),
+    )  # fmt: skip
+
+
+def _address(value: str) -> str | None:
+    """An answer value in the canonical text form ``--ip`` looks up, None for a CNAME target."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
+
+
+def _insert_new(
+    conn: Connection,
+    model: type[Base],
+    columns: tuple[str, ...],
+    rows: list[tuple[Any, ...]],
+    unique: tuple[str, ...],
+) -> None:
+    """INSERT the rows whose ``unique`` columns are not in the table yet."""
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        conn.exec_driver_sql(
+            f"INSERT INTO {model.__tablename__} ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' * len(columns))}) ON CONFLICT DO NOTHING",
+            rows,
+        )
+        return
+    named = [dict(zip(columns, row, strict=True)) for row in rows]
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql  # noqa: PLC0415 - only for PostgreSQL URLs
+
+        conn.execute(postgresql.insert(model).on_conflict_do_nothing(index_elements=unique), named)
+        return
+    table = model.__table__
+    for row in named:
+        key = [table.c[c] == row[c] for c in unique]
+        if conn.execute(select(table.c[unique[0]]).where(*key)).first() is None:
+            conn.execute(insert(model).values(row))

@@ -7,15 +7,20 @@ from pathlib import Path
 from typing import Any
 
 from egresswatch.cli.main import main
-from egresswatch.store import Database, FlowFilter
+from egresswatch.store import Database, DnsFilter, FlowFilter
 
 
 def replay_flows(pcap: Path, tmp_path: Path) -> list[dict[str, Any]]:
+    return replay(pcap, tmp_path)[0]
+
+
+def replay(pcap: Path, tmp_path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The flows and the DNS answers a replay of ``pcap`` stored."""
     url = f"sqlite:///{tmp_path / 'flows.db'}"
     assert main(["replay", str(pcap), "--db", url, "--quiet"]) == 0
     database = Database(url)
     try:
-        return list(database.flows(FlowFilter(limit=0)))
+        return list(database.flows(FlowFilter(limit=0))), list(database.dns(DnsFilter(limit=0)))
     finally:
         database.close()
 
