@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import math
 import random
 import re
@@ -609,7 +610,11 @@ def quic_flows(mix: Mix, budget: int, duration: float) -> None:
         ts, rtt = rng.uniform(0, duration * 0.95), rng.uniform(0.005, 0.08)
         trace.plan(out.src, out.dst, ts, "quic")
         _udp(trace, out, sport, 443, ts, quic_initial(rng, mix.name_of[out.dst], dcid, scid))
-        _quic(trace, back, 443, sport, ts + rtt, b"\xc1\x00\x00\x00\x01\x08" + scid, 1200)
+        # The server's Initial: a well-formed long header (its own connection ID, no token, the
+        # Length field), then noise where its protected ServerHello would be.
+        head = b"\xc1\x00\x00\x00\x01\x08" + scid + b"\x08" + rng.randbytes(8) + b"\x00"
+        head += (0x4000 | (1200 - len(head) - 2)).to_bytes(2, "big")
+        _quic(trace, back, 443, sport, ts + rtt, head, 1200)
         ts += rtt + 0.001
         step = rng.uniform(0.0002, 0.004)
         for i in range(datagrams):
@@ -805,7 +810,7 @@ def replay_cli(pcap: Path, out: Path, geoip: Path | None, packets: int, engine: 
     # Defaults only (the benchmark ignores /etc/egresswatch), except that GeoIP databases come
     # from the benchmark's directory alone, never from the box's /usr/share/GeoIP.
     paths = [str(geoip)] if geoip else []
-    config.write_text(f"[geoip]\npaths = {paths!r}\n".replace("'", '"'))
+    config.write_text(f"[geoip]\npaths = {json.dumps(paths)}\n")  # a JSON list is TOML too
     cli = Path(sys.executable).with_name("egresswatch")
     argv = [str(cli)] if cli.exists() else [sys.executable, "-m", "egresswatch"]
     argv += ["replay", str(pcap), "--config", str(config), "--db", f"sqlite:///{db}", "--quiet"]

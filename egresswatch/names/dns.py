@@ -4,7 +4,8 @@ Only what naming flows needs is decoded: the header, the first question, and the
 CNAME records of the answer section (authority and additional records are glue, not answers, and
 are not read). Every malformation ends the parse with a short reason string to count; nothing
 raises, and the work per message is bounded by its size: compression pointers may go forward (as
-tshark and Suricata allow) but never to a place already visited, and a name stops at 255 octets.
+tshark and Suricata allow) but never back to where the name has been, and a name stops at 255
+octets.
 
 Reasons: ``dns_truncated``, ``dns_malformed``, ``dns_bad_label``, ``dns_name_too_long``,
 ``dns_pointer_loop``, ``dns_pointer_out_of_range``, ``dns_tcp_overflow``.
@@ -32,13 +33,10 @@ _RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
 _MIN_QUESTION = 5  # root name + type + class: lets an absurd QDCOUNT fail before any loop
 _MIN_RR = 11  # root name + type, class, ttl, rdlength
 
-_Name = tuple[str, int, int]  # text, octets on the wire, offset just past the name in place
-_Names = dict[int, _Name]  # names already read in a message, by the offset they start at
+_Names = dict[int, tuple[str, int]]  # a message's names read so far: offset -> (text, octets)
 
 _MAX_NAME = 255  # RFC 1035 §2.3.4: octets on the wire, length bytes and root included
-# Pointers followed per name. Real names need a few (Go's resolver stops at 10); the cap keeps a
-# message of thousands of records that all share one long pointer chain from costing much.
-_MAX_HOPS = 32
+_MAX_HOPS = 32  # pointers followed per name: real names need a few (Go's resolver stops at 10)
 
 TRUNCATED = "dns_truncated"
 MALFORMED = "dns_malformed"
@@ -176,11 +174,11 @@ def parse_message(data: bytes) -> DnsMessage | str:
         name = _read_name(data, pos, names)
         if isinstance(name, str):
             return name
-        if name[2] + 4 > size:
+        if name[1] + 4 > size:
             return TRUNCATED
         if index == 0:
-            query, qtype = name[0], _QTYPE.unpack_from(data, name[2])[0]
-        pos = name[2] + 4
+            query, qtype = name[0], _QTYPE.unpack_from(data, name[1])[0]
+        pos = name[1] + 4
     answers = _read_answers(data, pos, ancount, names)
     if isinstance(answers, str):
         return answers
@@ -195,10 +193,10 @@ def _read_answers(data: bytes, pos: int, count: int, names: _Names) -> tuple[Dns
         owner = _read_name(data, pos, names)
         if isinstance(owner, str):
             return owner
-        pos = owner[2] + 10
+        pos = owner[1] + 10
         if pos > size:
             return TRUNCATED
-        rtype, rclass, ttl, rdlength = _RR_FIXED.unpack_from(data, owner[2])
+        rtype, rclass, ttl, rdlength = _RR_FIXED.unpack_from(data, owner[1])
         start, pos = pos, pos + rdlength
         if pos > size:
             return TRUNCATED
@@ -208,7 +206,7 @@ def _read_answers(data: bytes, pos: int, count: int, names: _Names) -> tuple[Dns
             target = _read_name(data, start, names)
             if isinstance(target, str):
                 return target
-            if target[2] > pos:
+            if target[1] > pos:
                 return MALFORMED  # the target's labels run past its own rdata
             value = target[0]
         elif rdlength == (4 if rtype == A else 16):
@@ -220,20 +218,21 @@ def _read_answers(data: bytes, pos: int, count: int, names: _Names) -> tuple[Dns
     return tuple(kept)
 
 
-def _read_name(data: bytes, pos: int, names: _Names) -> _Name | str:
-    """The name at `pos` as (text, octets, offset just past it in place), or a reason.
+def _read_name(data: bytes, pos: int, names: _Names) -> tuple[str, int] | str:
+    """The name at `pos` and the offset just past it in place, or a reason.
 
-    Bounded: every pointer must land somewhere not visited before (so no cycle can repeat), at
-    most `_MAX_HOPS` pointers are followed, and the labels read stop at 255 octets. A pointer to
-    where an earlier name of the message started reuses that name: compression points owners
-    and targets at the question and at each other, so most names cost one lookup.
+    Bounded: a pointer may not land where this name has been (so no cycle repeats), at most
+    `_MAX_HOPS` are followed, and the labels stop at 255 octets. Every name read, and every
+    pointer target on its way, is remembered in `names`: compression points owners and targets
+    at the question and at each other, so most names cost one lookup, and a message of thousands
+    of records sharing one long pointer chain walks that chain once, not once per record.
     """
     start, size = pos, len(data)
     labels: list[bytes] = []
     octets = 1  # the root label's length byte
     after = -1  # where the name ends in place: just past its first pointer, if it has one
-    visited: list[int] = []
-    suffix: _Name | None = None
+    jumps: list[tuple[int, int, int]] = []  # (target, labels read before it, octets before it)
+    tail: tuple[str, int] | None = None  # a name already read that this one ends in
     while True:
         if pos >= size:
             return TRUNCATED
@@ -242,9 +241,9 @@ def _read_name(data: bytes, pos: int, names: _Names) -> _Name | str:
             break
         if length < 0x40:
             end = pos + 1 + length
+            octets += length + 1
             if end > size:
                 return TRUNCATED
-            octets += length + 1
             if octets > _MAX_NAME:
                 return NAME_TOO_LONG
             labels.append(data[pos + 1 : end])
@@ -255,29 +254,37 @@ def _read_name(data: bytes, pos: int, names: _Names) -> _Name | str:
             target = (length & 0x3F) << 8 | data[pos + 1]
             if after < 0:
                 after = pos + 2
-            suffix = names.get(target)
-            if suffix is not None:
-                octets += suffix[1] - 1
+            tail = names.get(target)
+            if tail is not None:
+                octets += tail[1] - 1
                 if octets > _MAX_NAME:
                     return NAME_TOO_LONG
                 break
             if target >= size:
                 return POINTER_OUT_OF_RANGE
-            if target == pos or target in visited or len(visited) >= _MAX_HOPS:
+            if target in (start, pos) or len(jumps) >= _MAX_HOPS or _jumped(jumps, target):
                 return POINTER_LOOP
-            visited.append(target)
+            jumps.append((target, len(labels), octets))
             pos = target
         else:
             return BAD_LABEL  # 0x40 and 0x80: extended label types (RFC 6891 §5), unused
-    if suffix is None:
-        text = name_text(labels)
-    elif not labels:
-        text = suffix[0]
-    else:
-        text = f"{name_text(labels)}.{suffix[0]}" if suffix[0] else name_text(labels)
-    name = (text, octets, after if after >= 0 else pos + 1)
-    names[start] = name
-    return name
+    names[start] = (_joined(labels, tail), octets)
+    for target, count, before in jumps:
+        names[target] = (_joined(labels[count:], tail), octets - before + 1)
+    return names[start][0], (after if after >= 0 else pos + 1)
+
+
+def _jumped(jumps: list[tuple[int, int, int]], target: int) -> bool:
+    return any(jump[0] == target for jump in jumps)
+
+
+def _joined(labels: list[bytes], tail: tuple[str, int] | None) -> str:
+    """The text of `labels` followed by an already-read name."""
+    if tail is None:
+        return name_text(labels)
+    if not labels:
+        return tail[0]
+    return f"{name_text(labels)}.{tail[0]}" if tail[0] else name_text(labels)
 
 
 class DnsTcpStream:

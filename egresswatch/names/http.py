@@ -5,9 +5,10 @@ egress monitor needs (later requests on a keep-alive connection go to the same s
 
 The host is reported the way Suricata's ``http.hostname`` reports it: lower case and without the
 port (``Host: [::1]:8000`` gives ``[::1]``, as in the peer case suricata-verify/http-ipv6). Zeek
-logs the header verbatim since 5.0 (zeek/zeek#1844), but the host is compared with DNS answers,
-TLS SNI and policy names, which are all port-less and case-insensitive, and the destination port
-is already in the flow's 5-tuple; on the Zeek peer cases (no port in any Host) the two agree.
+now logs the header verbatim, port included (zeek/zeek#1844; it used to cut at the first colon,
+which breaks IPv6 literals). The host is compared with DNS answers, TLS SNI and policy names, all
+port-less and case-insensitive, and the port is already in the flow's 5-tuple; on the Zeek peer
+cases (no port in any Host) the two conventions agree.
 Parsing is lenient like both peers: keywords and header names in any case (Zeek's
 http-lower-case case), bare LF line ends, leading empty lines.
 

@@ -122,13 +122,20 @@ class NameSniffer:
                 self._inspect(_segment(d, ends, i, None), out)
             return
         watch = self._watch
+        payload_len, flags = d.payload_len, d.flags
         for g in grouping[0]:
             fid, control = g[1], g[4]
-            if not g[8] & _DATA_KINDS or (not control and fid in watch and watch[fid] is _DONE):
+            settled = watch.get(fid, 0) is _DONE
+            if not g[8] & _DATA_KINDS or (settled and not control):
                 continue  # no payload, or nothing more to learn (and no SYN that could reuse it)
             for i in g[0]:
-                if d.payload_len[i] or d.flags[i] & _SYN:
+                if flags[i] & _SYN:
+                    if not flags[i] & _ACK:  # a new connection on this 5-tuple: start over
+                        watch.pop(fid, None)
+                        settled = False
+                elif payload_len[i] and not settled:
                     self._inspect(_segment(d, ends, i, fid), out)
+                    settled = watch.get(fid, 0) is _DONE
 
     def _inspect(self, seg: _Segment, out: Sniffed) -> None:
         watch = self._watch

@@ -13,6 +13,7 @@ import pytest
 from scapy.utils import wrpcapng
 
 from egresswatch.cli.main import main
+from egresswatch.store.migrate import HEAD
 from tests.packets import handshake_and_close, udp, write_pcap
 
 CONTRACT = [
@@ -185,7 +186,7 @@ def test_db_upgrade_and_revision(db: str, capsys: pytest.CaptureFixture[str]) ->
     assert main(["db", "upgrade", "--db", db]) == 0
     assert "(head)" in capsys.readouterr().out
     assert main(["db", "revision", "--db", db]) == 0
-    assert capsys.readouterr().out.strip() == "0001"
+    assert capsys.readouterr().out.strip() == HEAD
 
 
 def test_installed_command(wikipedia: Path, db: str) -> None:

@@ -272,7 +272,7 @@ def test_random_bytes(data: bytes, limit: int) -> None:
         assert result is not None  # the caller never has to hold more than `limit` bytes
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(
     st.sampled_from([b"GET", b"post", b"OPTIONS"]),
     st.lists(st.binary(max_size=40), max_size=6),
@@ -287,7 +287,7 @@ def test_random_headers_after_a_request_line(
     _check(request_host(data))
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     st.from_regex(r"[A-Za-z0-9.-]{1,40}(:[0-9]{1,5})?", fullmatch=True),
     st.lists(st.from_regex(r"X-[a-z]{1,8}: [ -~]{0,30}", fullmatch=True), max_size=5),

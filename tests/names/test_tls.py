@@ -85,12 +85,15 @@ def hello(
     extensions: Iterable[tuple[int, bytes]] | None = (),
     *,
     version: int = 0x0303,
+    trailing: bytes = b"",
 ) -> bytes:
-    """A ClientHello handshake message; ``extensions=None`` leaves the block out entirely."""
+    """A ClientHello handshake message; ``extensions=None`` leaves the block out entirely,
+    ``trailing`` is appended inside the extension block (a broken last extension)."""
     body = version.to_bytes(2, "big") + bytes(32) + vec(1, bytes(32))
     body += vec(2, u16s(ciphers)) + vec(1, b"\x00")
     if extensions is not None:
-        body += vec(2, b"".join(kind.to_bytes(2, "big") + vec(2, d) for kind, d in extensions))
+        block = b"".join(kind.to_bytes(2, "big") + vec(2, d) for kind, d in extensions)
+        body += vec(2, block + trailing)
     return b"\x01" + vec(3, body)
 
 
@@ -348,10 +351,25 @@ def test_extension_order_does_not_change_ja4_but_is_otherwise_kept() -> None:
         (hello(extensions=[(0x0000, b"\x00\x05\x00\x00\x09ab")]), "tls_malformed"),
         (hello(extensions=[(0x0010, b"\x00\x03\x05h2")]), "tls_malformed"),
         (hello(extensions=[(0x002B, b"\x03\x03\x04\x03")]), "tls_malformed"),  # odd list
+        (hello(extensions=[sni(b"a.example")], trailing=b"\x00\x17\x00"), "tls_malformed"),
+        (hello(extensions=[sni(b"a.example")], trailing=b"\x00\x17\x00\x01"), "tls_malformed"),
     ],
 )
 def test_reasons(message: bytes, reason: str) -> None:
     assert parse_client_hello(message) == reason
+
+
+@pytest.mark.parametrize(
+    "extension",
+    [
+        (0x0000, vec(2, b"\x00" + b"\x00\x05abcd")),  # host_name one byte past its list
+        (0x0010, vec(2, b"\x02h2\x03h3")),  # last protocol name one byte past its list
+        (0x002B, b"\x04\x03\x04"),  # versions list one pair past the extension
+    ],
+)
+def test_inner_length_one_past_its_container_is_malformed(extension: tuple[int, bytes]) -> None:
+    # A further extension follows, so the missing byte exists: it must not be read as content.
+    assert parse_client_hello(hello(extensions=[extension, empty(0x0017)])) == "tls_malformed"
 
 
 def test_cipher_list_of_odd_length_is_malformed() -> None:
@@ -498,6 +516,46 @@ def _mutate(original: bytes, data: st.DataObject) -> bytes:
         if mutated:
             mutated[data.draw(st.integers(0, len(mutated) - 1))] = data.draw(st.integers(0, 255))
     return bytes(mutated)
+
+
+def tls_vector(length_size: int, content: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
+    """A TLS vector whose length field is right or off by up to two either way."""
+    return st.builds(
+        lambda data, delta: max(len(data) + delta, 0).to_bytes(length_size, "big") + data,
+        content,
+        st.integers(-2, 2),
+    )
+
+
+names = st.binary(max_size=12)
+EXTENSIONS = st.one_of(
+    st.tuples(st.just(0x0000), tls_vector(2, st.builds(b"".join, st.lists(
+        st.builds(lambda t, n: bytes([t]) + n, st.sampled_from([0, 1]), tls_vector(2, names)),
+        max_size=3,
+    )))),
+    st.tuples(st.just(0x0010), tls_vector(2, st.builds(b"".join, st.lists(
+        tls_vector(1, names), max_size=3
+    )))),
+    st.tuples(st.just(0x002B), tls_vector(1, st.binary(max_size=10))),
+    st.tuples(st.just(0x000D), tls_vector(2, st.binary(max_size=10))),
+    st.tuples(st.integers(0, 0xFFFF), st.binary(max_size=8)),
+)  # fmt: skip
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.lists(st.integers(0, 0xFFFF), max_size=6),
+    st.lists(EXTENSIONS, max_size=6),
+    st.binary(max_size=5),
+)
+def test_hellos_with_nearly_valid_extensions(
+    ciphers: list[int], extensions: list[tuple[int, bytes]], trailing: bytes
+) -> None:
+    """Extension contents whose inner lengths are right or off by a little: the mistakes
+    bounds checks get wrong. The hello is the whole buffer, so an overrun reads past it."""
+    result = parse_client_hello(hello(ciphers, extensions, trailing=trailing), transport="q")
+    _check(result)
+    assert not isinstance(result, ClientHello) or result.ja4.startswith("q")
 
 
 @settings(max_examples=3000, deadline=None)
