@@ -103,7 +103,9 @@ def dns_table(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
     return _table(_DNS_COLUMNS, lines, out, "no DNS answers match")
 
 
-def _table(columns: tuple[str, ...], lines: Sequence[tuple[str, ...]], out: TextIO, empty: str) -> int:
+def _table(
+    columns: tuple[str, ...], lines: Sequence[tuple[str, ...]], out: TextIO, empty: str
+) -> int:
     if not lines:
         out.write(empty + "\n")
         return 0

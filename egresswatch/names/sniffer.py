@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 from collections import Counter
+from functools import lru_cache
 from itertools import islice
 from typing import NamedTuple
 
@@ -109,9 +110,21 @@ class NameSniffer:
     def _udp_dns(self, d: DecodedBatch, ends: Int64Array, out: Sniffed) -> None:
         """Every DNS response over UDP (source port 53)."""
         rows = np.flatnonzero((d.proto == UDP) & (d.sport == DNS_PORT) & (d.payload_len > 0))
-        for i in rows.tolist():
-            seg = _segment(d, ends, i, None)
-            self._dns(dns.parse_message(seg.data), seg, out)
+        if not len(rows):
+            return
+        starts = d.payload_offset[rows].astype(np.int64)
+        stops = np.minimum(starts + d.payload_len[rows], ends[d.row[rows]])
+        buf, errors = d.buf, self.errors
+        for start, stop, ts, v6, src, dst in zip(
+            starts.tolist(), stops.tolist(), d.ts[rows].tolist(), d.v6[rows].tolist(),
+            d.src[rows].tolist(), d.dst[rows].tolist(), strict=True,
+        ):  # fmt: skip
+            message = dns.parse_message(buf[start:stop])
+            if isinstance(message, str):
+                errors[message] += 1
+            elif message.response:
+                client, resolver = _address_text(*dst, v6), _address_text(*src, v6)
+                out.dns.append(DnsAnswer.of(message, ts, client=client, resolver=resolver))
 
     def _payloads(
         self, d: DecodedBatch, ends: Int64Array, grouping: Grouping, out: Sniffed
@@ -227,8 +240,8 @@ class NameSniffer:
         if isinstance(message, str):
             self.errors[message] += 1
         elif message.response:
-            answer = DnsAnswer.of(message, seg.ts, client=_ntop(seg.dst), resolver=_ntop(seg.src))
-            out.dns.append(answer)
+            client, resolver = _ntop(seg.dst), _ntop(seg.src)
+            out.dns.append(DnsAnswer.of(message, seg.ts, client=client, resolver=resolver))
 
 
 class _Segment(NamedTuple):
@@ -270,6 +283,12 @@ def _host_name(host: str | None) -> str | None:
         return host[: end + 1] if end > 0 else host
     name, _, port = host.rpartition(":")
     return name if name and port.isdigit() and ":" not in name else host
+
+
+@lru_cache(maxsize=4096)
+def _address_text(high: int, low: int, v6: bool) -> str:
+    """An address column's row as text; DNS traffic repeats a few addresses, hence the cache."""
+    return _ntop(address_bytes((high, low), v6))
 
 
 def _ntop(addr: bytes) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import json
 import operator
 from collections.abc import Sequence
@@ -100,20 +99,13 @@ def insert_dns(conn: Connection, answers: Sequence[DnsAnswer]) -> None:
                 json.dumps(a.answers), a.ttl)
         for a in answers
     }  # fmt: skip
-    addresses = {(a.uid, ip) for a in answers for ip in map(_address, a.answers) if ip}
+    # The addresses the query resolved to, as the decoder printed them (the form --ip uses).
+    addresses = {(a.uid, address) for a in answers for address, _ in a.resolved}
     _insert_new(conn, DnsRow, _DNS_COLUMNS, list(rows.values()), ("uid",))
     _insert_new(
         conn, DnsAddressRow, ("dns_uid", "address"), sorted(addresses),
         ("dns_uid", "address"),
     )  # fmt: skip
-
-
-def _address(value: str) -> str | None:
-    """An answer value in the canonical text form ``--ip`` looks up, None for a CNAME target."""
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return None
 
 
 def _insert_new(
