@@ -34,20 +34,12 @@ REQUEST = b"GET /v1 HTTP/1.1\r\nhOsT: API.Example:8080\r\n\r\n"  # keyword case,
 
 
 def client_hello(name: str) -> bytes:
-    return bytes(
-        TLS(
-            msg=[
-                TLSClientHello(
-                    ciphers=[0x1301, 0x1302],
-                    ext=[
-                        TLS_Ext_ServerName(servernames=[ServerName(servername=name.encode())]),
-                        TLS_Ext_ALPN(protocols=[ProtocolName(protocol=b"h2")]),
-                        TLS_Ext_SupportedVersion_CH(versions=[0x0304]),
-                    ],
-                )
-            ]
-        )  # fmt: skip
-    )
+    extensions = [
+        TLS_Ext_ServerName(servernames=[ServerName(servername=name.encode())]),
+        TLS_Ext_ALPN(protocols=[ProtocolName(protocol=b"h2")]),
+        TLS_Ext_SupportedVersion_CH(versions=[0x0304]),
+    ]
+    return bytes(TLS(msg=[TLSClientHello(ciphers=[0x1301, 0x1302], ext=extensions)]))
 
 
 def connection(
