@@ -37,4 +37,5 @@ egresswatch db upgrade
 for f in "$@"; do
     egresswatch replay "$f"
 done
+egresswatch geoip status
 egresswatch flows --limit 20

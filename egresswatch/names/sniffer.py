@@ -70,12 +70,27 @@ _Watch = _Stream | _Quic | dns.DnsTcpStream | None
 class NameSniffer:
     """Finds names in payloads, flow by flow. Holds per-flow state for at most ``max_flows``."""
 
-    def __init__(self, *, max_client_bytes: int = 16_384, max_flows: int = 131_072) -> None:
+    def __init__(
+        self,
+        *,
+        max_client_bytes: int = 16_384,
+        max_flows: int = 131_072,
+        max_unsettled: int = 4096,
+    ) -> None:
         self._limit = max_client_bytes
         self._max_flows = max_flows
+        self._max_unsettled = max_unsettled
         self._watch: dict[FlowId, _Watch] = {}
+        # Flows still buffering (a hello not yet complete, DNS over TCP): at most max_unsettled
+        # of them, so their buffers stay within max_unsettled * max_client_bytes in all.
+        self._unsettled: dict[FlowId, None] = {}
         self.errors: Counter[str] = Counter()
         """Payloads that looked like a protocol but did not parse, by reason."""
+
+    @property
+    def unsettled(self) -> int:
+        """Flows whose first bytes are still being buffered (a metric)."""
+        return len(self._unsettled)
 
     def sniff(
         self,
@@ -105,6 +120,7 @@ class NameSniffer:
             # bytes rarely look like a hello, so it soon settles again.
             for key in list(islice(self._watch, len(self._watch) // 2)):
                 del self._watch[key]
+                self._unsettled.pop(key, None)
         return out if (out.names or out.dns) else NOTHING
 
     def _udp_dns(self, d: DecodedBatch, ends: Int64Array, out: Sniffed) -> None:
@@ -145,6 +161,7 @@ class NameSniffer:
                 if flags[i] & _SYN:
                     if not flags[i] & _ACK:  # a new connection on this 5-tuple: start over
                         watch.pop(fid, None)
+                        self._unsettled.pop(fid, None)
                         settled = False
                 elif payload_len[i] and not settled:
                     self._inspect(_segment(d, ends, i, fid), out)
@@ -154,11 +171,16 @@ class NameSniffer:
         watch = self._watch
         if seg.proto == TCP and seg.flags & _SYN and not seg.flags & _ACK:
             watch.pop(seg.fid, None)  # a new connection on this 5-tuple: start over
+            self._unsettled.pop(seg.fid, None)
             return
         if not seg.data:
             return
         if seg.fid not in watch:
-            watch[seg.fid] = self._start(seg)
+            state = watch[seg.fid] = self._start(seg)
+            if state is not _DONE:
+                self._unsettled[seg.fid] = None
+                if len(self._unsettled) > self._max_unsettled:
+                    self._give_up(next(iter(self._unsettled)), "names_too_many_unsettled")
         state = watch[seg.fid]
         if state is _DONE:
             return
@@ -229,12 +251,16 @@ class NameSniffer:
         self._give_up(seg.fid, message)
 
     def _found(self, fid: FlowId, names: ClientNames, out: Sniffed) -> None:
-        self._watch[fid] = _DONE
+        self._settle(fid)
         out.names.append((fid, names))
 
     def _give_up(self, fid: FlowId, reason: str) -> None:
-        self._watch[fid] = _DONE
+        self._settle(fid)
         self.errors[reason] += 1
+
+    def _settle(self, fid: FlowId) -> None:
+        self._watch[fid] = _DONE
+        self._unsettled.pop(fid, None)
 
     def _dns(self, message: dns.DnsMessage | str, seg: _Segment, out: Sniffed) -> None:
         if isinstance(message, str):
