@@ -201,9 +201,11 @@ class Pipeline:
         sweep_interval: float = 1.0,
     ) -> None:
         local = LocalNetworks([*settings.local_networks, *settings.extra_local_networks])
-        self.table = FlowTable(settings.flows, local)
         passive_dns = PassiveDns(size=settings.names.dns_cache_size, grace=settings.names.dns_grace)
         self.enricher = Enricher(passive_dns, geo)
+        self.table = FlowTable(settings.flows, local, enrich=self.enricher.enrichment)
+        self.named: Counter[str] = Counter()
+        """Ended flows by name_source (none: no name)."""
         self.decoder = decoder
         self.packets = 0
         self.flows_written = 0
@@ -253,6 +255,7 @@ class Pipeline:
         )
         total.update(self.table.counters)
         total.update(self.enricher.counters)
+        total.update({f"flows_named_{k}": v for k, v in self.named.items() if k != "none"})
         total.update(self.decoder.counters)
         return total
 
@@ -268,6 +271,7 @@ class Pipeline:
             self._sink.write_dns(answers)
             self.answers_written += len(answers)
         if self._pending:
-            batch, self._pending = self.enricher.enrich(self._pending), []
+            batch, self._pending = self._pending, []
+            self.named.update(r.name_source or "none" for r in batch if r.closed)
             self._sink.write_flows(batch)
             self.flows_written += len(batch)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Direction(StrEnum):
@@ -39,6 +40,19 @@ class ClientNames:
     5-tuple it belongs to."""
     ja4: str | None = None
     alpn: tuple[str, ...] = ()
+
+
+class Enrichment(NamedTuple):
+    """What enrichment adds to a flow, worked out once, at its first record."""
+
+    dns_name: str | None = None
+    country: str | None = None
+    city: str | None = None
+    asn: int | None = None
+    as_org: str | None = None
+
+
+NOT_ENRICHED = Enrichment()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import socket
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import TYPE_CHECKING
 
@@ -21,12 +21,21 @@ from egresswatch.flows.grouping import ALL_PLAIN, NEEDED, Group, Grouping, Rows,
 from egresswatch.flows.initiator import responder_sent_first
 from egresswatch.flows.key import FlowKey, canonical, flow_id, flow_uid
 from egresswatch.flows.localnet import LocalNetworks
-from egresswatch.flows.record import ClientNames, Direction, FlowRecord, protocol_name
+from egresswatch.flows.record import (
+    NOT_ENRICHED,
+    ClientNames,
+    Direction,
+    Enrichment,
+    FlowRecord,
+    protocol_name,
+)
 from egresswatch.flows.tcpstate import SYN, TcpState
 
 if TYPE_CHECKING:
     from egresswatch.config import FlowSettings
 
+Enrich = Callable[[Direction, str, str, float], Enrichment]
+"""(direction, initiator address, responder address, first seen) -> what enrichment adds."""
 _NO_NAMES = ClientNames(None, "", 0.0)
 _MAX_SAID = 65_536
 
@@ -41,6 +50,7 @@ class Flow:
         "deadline",
         "dport",
         "dst",
+        "enrichment",
         "first_seen",
         "flipped",
         "idle",
@@ -80,14 +90,18 @@ class Flow:
         """Direction and printable addresses, worked out with the uid at the first record."""
         self.names: ClientNames | None = None
         """What the client said about the server it wanted (SNI, QUIC SNI, HTTP Host)."""
+        self.enrichment = NOT_ENRICHED
 
 
 class FlowTable:
     """Tracks flows and hands out records when they end or need an interim update."""
 
-    def __init__(self, settings: FlowSettings, local: LocalNetworks) -> None:
+    def __init__(
+        self, settings: FlowSettings, local: LocalNetworks, *, enrich: Enrich | None = None
+    ) -> None:
         self._settings = settings
         self._local = local
+        self._enrich = enrich
         self._flows: dict[FlowKey, Flow] = {}  # by initiator-side key, oldest first
         self._index: dict[FlowKey, tuple[Flow, bool]] = {}  # both orientations -> (flow, is_orig)
         self._ready: list[FlowRecord] = []
@@ -398,14 +412,18 @@ class FlowTable:
     def _record(self, flow: Flow, *, closed: bool) -> FlowRecord:
         if not flow.uid:  # first record of this flow: work out what never changes
             flow.uid = flow_uid(flow.interface, flow.first_seen, flow.key)
-            flow.named = (
-                self._local.direction(flow.src, flow.dst),
-                _ntop(flow.src),
-                _ntop(flow.dst),
-            )
+            direction = self._local.direction(flow.src, flow.dst)
+            flow.named = (direction, _ntop(flow.src), _ntop(flow.dst))
+            if self._enrich is not None:
+                flow.enrichment = self._enrich(direction, *flow.named[1:], flow.first_seen)
         direction, src_ip, dst_ip = flow.named
         state, history = _state_and_history(flow)
         names = flow.names or (self._said and self._claim_names(flow)) or _NO_NAMES
+        dns_name, country, city, asn, as_org = flow.enrichment
+        # What the client said wins over what it looked up.
+        server_name, source = names.server_name, names.source
+        if server_name is None and dns_name is not None:
+            server_name, source = dns_name, "dns"
         return FlowRecord(
             uid=flow.uid,
             first_seen=flow.first_seen,
@@ -425,10 +443,15 @@ class FlowTable:
             state=state,
             history=history,
             closed=closed,
-            server_name=names.server_name,
-            name_source=names.source if names.server_name else None,
+            server_name=server_name,
+            name_source=source if server_name else None,
+            dns_name=dns_name,
             ja4=names.ja4,
             alpn=",".join(names.alpn) or None,
+            country=country,
+            city=city,
+            asn=asn,
+            as_org=as_org,
         )
 
 

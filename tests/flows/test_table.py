@@ -5,9 +5,9 @@ from __future__ import annotations
 from scapy.packet import Packet
 
 from egresswatch.config import FlowSettings
-from egresswatch.flows.key import flow_uid
+from egresswatch.flows.key import flow_id, flow_uid
 from egresswatch.flows.localnet import LocalNetworks
-from egresswatch.flows.record import Direction, FlowRecord
+from egresswatch.flows.record import ClientNames, Direction, Enrichment, FlowRecord
 from egresswatch.flows.table import FlowTable
 from tests.packets import CLIENT, SERVER, facts, handshake_and_close, icmp_echo, tcp, udp
 
@@ -155,3 +155,41 @@ def test_uid_is_stable_for_the_same_flow() -> None:
     assert flow_uid("eth1", 100.0, (b"\x01" * 4, 1, b"\x02" * 4, 2, 6)) != flow_uid(
         "eth0", 100.0, (b"\x01" * 4, 1, b"\x02" * 4, 2, 6)
     )
+
+
+def _named_table(dns_name: str | None) -> FlowTable:
+    def enrich(direction: Direction, src: str, dst: str, first_seen: float) -> Enrichment:
+        return Enrichment(dns_name, "CN", None, 4837, None)
+
+    return FlowTable(FlowSettings(), LocalNetworks(["10.0.0.0/8"]), enrich=enrich)
+
+
+def test_what_the_client_said_wins_over_dns_and_both_stay_visible() -> None:
+    table = _named_table("models.example")
+    table.add(facts(tcp("S")), 1.0)
+    p = facts(tcp("S"))
+    table.name(flow_id(p), ClientNames("weights.example", "sni", 1.5, "t13d", ("h2",)))
+    table.add(facts(tcp("A", seq=1001)), 2.0)
+    (rec,) = table.flush()
+    assert (rec.server_name, rec.name_source, rec.dns_name) == (
+        "weights.example", "sni", "models.example",
+    )  # fmt: skip
+    assert (rec.ja4, rec.alpn, rec.country, rec.asn) == ("t13d", "h2", "CN", 4837)
+
+
+def test_without_a_client_name_the_dns_name_names_the_flow() -> None:
+    table = _named_table("models.example")
+    table.add(facts(tcp("S")), 1.0)
+    (rec,) = table.flush()
+    assert (rec.server_name, rec.name_source, rec.dns_name) == (
+        "models.example", "dns", "models.example",
+    )  # fmt: skip
+
+
+def test_a_name_said_before_a_flow_started_belongs_to_the_earlier_flow() -> None:
+    table = _named_table(None)
+    p = facts(tcp("S"))
+    table.name(flow_id(p), ClientNames("old.example", "sni", 0.5, None, ()))
+    table.add(p, 1.0)  # this connection started after the hello was seen: not its name
+    (rec,) = table.flush()
+    assert (rec.server_name, rec.name_source) == (None, None)
