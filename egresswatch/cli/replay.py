@@ -34,6 +34,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="interface name recorded on the flows (default: the file's own, else its file name)",
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+    parser.add_argument(
+        "--flows-only",
+        action="store_true",
+        help="account flows only: no names from payloads, no DNS history, no GeoIP (faster)",
+    )
     add_geoip_option(parser)
     parser.add_argument(
         "--workers",
@@ -57,7 +62,7 @@ def run(args: argparse.Namespace, load: Callable[[], Settings]) -> int:
 
     # Decoding starts first (in a second process when there are two CPUs), so that it overlaps
     # loading the settings, importing the database layers and opening the database.
-    decoder = Decoder()
+    decoder = Decoder(names=not args.flows_only)
     prepared: Iterable[Prepared] = decoder.prepare(
         capture.batches(), interface_name, lambda: capture.position
     )
@@ -67,8 +72,10 @@ def run(args: argparse.Namespace, load: Callable[[], Settings]) -> int:
     from egresswatch.geo.resolver import GeoResolver  # noqa: PLC0415 - see above
     from egresswatch.store import Database  # noqa: PLC0415 - see above
 
-    geo = GeoResolver(geoip_paths(args, settings), reload_interval=settings.geoip.reload_interval)
-    _log.info("%s", geo.describe())
+    paths = [] if args.flows_only else geoip_paths(args, settings)
+    geo = GeoResolver(paths, reload_interval=settings.geoip.reload_interval)
+    if paths:
+        _log.info("%s", geo.describe())
     database = Database(settings.db)
     try:
         database.upgrade()
@@ -89,7 +96,7 @@ def run(args: argparse.Namespace, load: Callable[[], Settings]) -> int:
         geo.close()
     if not args.quiet:
         print(summary(pipeline, elapsed))
-        if not have_geo:
+        if not have_geo and not args.flows_only:
             print(
                 "geo: no GeoIP database found; country/city/ASN stay empty "
                 "(see `egresswatch geoip status`)"

@@ -154,3 +154,21 @@ def test_a_bad_dns_filter_is_refused_naming_the_problem(
 ) -> None:
     assert main(["dns", "--db", replayed, "--ip", "not-an-address"]) == 2
     assert "bad filter" in capsys.readouterr().err
+
+
+def test_flows_only_replays_account_flows_without_names_or_dns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    packets = [
+        dns_answer("models.example", ("A", "89.160.20.112")),
+        *connection("89.160.20.112", 41001, client_hello("weights.example")),
+    ]
+    pcap = write_pcap(tmp_path / "named.pcap", packets)
+    url = f"sqlite:///{tmp_path / 'ew.db'}"
+    assert main(["replay", str(pcap), "--db", url, "--flows-only", "--geoip-dir", str(GEOIP)]) == 0
+    assert "names:" not in capsys.readouterr().out
+    (row,) = flows(url, capsys).values()
+    assert (row["server_name"], row["dns_name"], row["ja4"], row["country"]) == (None,) * 4
+    assert row["packets_out"] == 4
+    assert main(["dns", "--db", url]) == 0
+    assert "no DNS answers match" in capsys.readouterr().out
