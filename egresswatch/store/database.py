@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
@@ -16,6 +16,9 @@ from egresswatch.names.passive_dns import DnsAnswer
 from egresswatch.store import migrate
 from egresswatch.store.queries import DnsFilter, FlowFilter, select_dns, select_flows
 from egresswatch.store.writer import insert_dns, upsert_flows
+
+T = TypeVar("T")
+F = TypeVar("F")
 
 
 class Database:
@@ -35,43 +38,41 @@ class Database:
 
     def write_flows(self, records: Sequence[FlowRecord]) -> None:
         """Insert or update (by uid) a batch of flow records in one transaction."""
-        if not records:
-            return
-        try:
-            with self.engine.begin() as conn:
-                upsert_flows(conn, records)
-        except SQLAlchemyError as exc:
-            raise StoreError(
-                f"cannot write {len(records)} flows to {self._safe_url}: {exc}"
-            ) from exc
+        self._write(upsert_flows, records, "flows")
 
     def write_dns(self, answers: Sequence[DnsAnswer]) -> None:
         """Store a batch of DNS answers in one transaction (each uid once)."""
-        if not answers:
-            return
-        try:
-            with self.engine.begin() as conn:
-                insert_dns(conn, answers)
-        except SQLAlchemyError as exc:
-            raise StoreError(
-                f"cannot write {len(answers)} DNS answers to {self._safe_url}: {exc}"
-            ) from exc
-
-    def dns(self, flt: DnsFilter) -> Iterator[dict[str, Any]]:
-        """DNS answers matching ``flt``, newest first."""
-        try:
-            with self.engine.connect() as conn:
-                yield from select_dns(conn, flt)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot read DNS answers from {self._safe_url}: {exc}") from exc
+        self._write(insert_dns, answers, "DNS answers")
 
     def flows(self, flt: FlowFilter) -> Iterator[dict[str, Any]]:
         """Flows matching ``flt``, newest activity first, as plain dicts of the record fields."""
+        return self._read(select_flows, flt, "flows")
+
+    def dns(self, flt: DnsFilter) -> Iterator[dict[str, Any]]:
+        """DNS answers matching ``flt``, newest first."""
+        return self._read(select_dns, flt, "DNS answers")
+
+    def _write(
+        self, write: Callable[[Connection, Sequence[T]], None], items: Sequence[T], what: str
+    ) -> None:
+        if not items:
+            return
+        try:
+            with self.engine.begin() as conn:
+                write(conn, items)
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"cannot write {len(items)} {what} to {self._safe_url}: {exc}"
+            ) from exc
+
+    def _read(
+        self, select: Callable[[Connection, F], Iterator[dict[str, Any]]], flt: F, what: str
+    ) -> Iterator[dict[str, Any]]:
         try:
             with self.engine.connect() as conn:
-                yield from select_flows(conn, flt)
+                yield from select(conn, flt)
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot read flows from {self._safe_url}: {exc}") from exc
+            raise StoreError(f"cannot read {what} from {self._safe_url}: {exc}") from exc
 
     def close(self) -> None:
         self.engine.dispose()

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from egresswatch.store.database import Database
 from tests.store.pgserver import postgres_server
 
 _database_names = itertools.count(1)
@@ -46,3 +47,12 @@ def db_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return str(request.getfixturevalue("sqlite_url"))
     return fresh_postgres_database(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    """An empty database (SQLite, then PostgreSQL) upgraded to the newest schema."""
+    database = Database(db_url)
+    database.upgrade()
+    yield database
+    database.close()

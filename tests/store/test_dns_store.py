@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from egresswatch.names.passive_dns import DnsAnswer
 from egresswatch.store.database import Database
@@ -20,14 +17,6 @@ def answer(uid: str, query: str, *values: str, at: float = T0, rcode: str = "NOE
         uid, at, "10.0.0.5", "10.0.0.1", query, "A", rcode, values, 300 if values else None,
         addresses,
     )  # fmt: skip
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    database.upgrade()
-    yield database
-    database.close()
 
 
 def queries(db: Database, **flt: Any) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,14 +26,6 @@ def flow(uid: str, **fields: Any) -> FlowRecord:
     }  # fmt: skip
     values.update(fields)
     return FlowRecord(**values)
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    database.upgrade()
-    yield database
-    database.close()
 
 
 def uids(db: Database, **filter_fields: Any) -> list[str]:
