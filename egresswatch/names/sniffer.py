@@ -49,7 +49,7 @@ class _Stream:
     __slots__ = ("data", "kind", "next_seq", "sender")
 
     def __init__(self, kind: str, sender: tuple[bytes, int], seq: int) -> None:
-        self.kind = kind  # "tls", "http" or "dns"
+        self.kind = kind  # "tls" or "http"
         self.sender = sender
         self.next_seq = seq
         self.data = b""
