@@ -7,9 +7,8 @@ import ipaddress
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from egresswatch.cli.listing import add_listing_options, show, window
+from egresswatch.cli.listing import add_listing_options, check, show, window
 from egresswatch.cli.render import dns_json, dns_table
-from egresswatch.errors import ConfigError
 
 if TYPE_CHECKING:
     from egresswatch.config import Settings
@@ -37,9 +36,5 @@ def _filter(args: argparse.Namespace) -> DnsFilter:
     from egresswatch.store import DnsFilter  # noqa: PLC0415 - imported when needed
 
     since, until = window(args)
-    if args.ip:
-        try:
-            ipaddress.ip_address(args.ip)
-        except ValueError as exc:
-            raise ConfigError(f"bad filter: {exc}") from exc
+    check(ipaddress.ip_address, args.ip)
     return DnsFilter(name=args.name, ip=args.ip, since=since, until=until, limit=args.limit)

@@ -7,9 +7,8 @@ import ipaddress
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from egresswatch.cli.listing import add_listing_options, show, window
+from egresswatch.cli.listing import add_listing_options, check, show, window
 from egresswatch.cli.render import flow_json, flow_table
-from egresswatch.errors import ConfigError
 from egresswatch.flows.record import Direction
 
 if TYPE_CHECKING:
@@ -38,11 +37,7 @@ def _filter(args: argparse.Namespace) -> FlowFilter:
     from egresswatch.store import FlowFilter  # noqa: PLC0415 - imported when needed
 
     since, until = window(args)
-    if args.dst:
-        try:
-            ipaddress.ip_network(args.dst, strict=False)
-        except ValueError as exc:
-            raise ConfigError(f"bad filter: {exc}") from exc
+    check(lambda dst: ipaddress.ip_network(dst, strict=False), args.dst)
     return FlowFilter(
         since=since,
         until=until,

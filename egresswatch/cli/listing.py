@@ -37,6 +37,15 @@ def window(args: argparse.Namespace) -> tuple[float | None, float | None]:
     return since, until
 
 
+def check(parse: Callable[[str], object], value: str | None) -> None:
+    """Refuse a filter value ``parse`` rejects (ipaddress.ip_address, ip_network, ...)."""
+    if value is not None:
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ConfigError(f"bad filter: {exc}") from exc
+
+
 def show(
     args: argparse.Namespace,
     load: Callable[[], Settings],

@@ -7,6 +7,7 @@ exception: ``decode`` returns a short reason string that the caller counts.
 
 from __future__ import annotations
 
+import socket
 import struct
 from typing import NamedTuple
 
@@ -73,6 +74,11 @@ class Fragment(NamedTuple):
 
 
 DecodeResult = PacketFacts | Fragment | str
+
+
+def address_text(addr: bytes) -> str:
+    """An address as PacketFacts carry it (4 or 16 bytes) in its usual text form."""
+    return socket.inet_ntop(socket.AF_INET if len(addr) == 4 else socket.AF_INET6, addr)
 
 
 def decode(frame: bytes, linktype: int = LinkType.ETHERNET, wire_len: int = -1) -> DecodeResult:

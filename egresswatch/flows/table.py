@@ -9,14 +9,13 @@ at shutdown; long flows are written out as interim updates every ``active_timeou
 from __future__ import annotations
 
 import math
-import socket
 from collections import Counter
 from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import TYPE_CHECKING
 
 from egresswatch.decode.batch import DecodedBatch
-from egresswatch.decode.packet import TCP, UDP, PacketFacts
+from egresswatch.decode.packet import TCP, UDP, PacketFacts, address_text
 from egresswatch.flows.grouping import ALL_PLAIN, NEEDED, Group, Grouping, Rows, group_batch
 from egresswatch.flows.initiator import responder_sent_first
 from egresswatch.flows.key import FlowKey, canonical, flow_id, flow_uid
@@ -413,7 +412,7 @@ class FlowTable:
         if not flow.uid:  # first record of this flow: work out what never changes
             flow.uid = flow_uid(flow.interface, flow.first_seen, flow.key)
             direction = self._local.direction(flow.src, flow.dst)
-            flow.named = (direction, _ntop(flow.src), _ntop(flow.dst))
+            flow.named = (direction, address_text(flow.src), address_text(flow.dst))
             if self._enrich is not None:
                 flow.enrichment = self._enrich(direction, *flow.named[1:], flow.first_seen)
         direction, src_ip, dst_ip = flow.named
@@ -473,7 +472,3 @@ def _state_and_history(flow: Flow) -> tuple[str, str]:
     if flow.opkts:
         return ("SF" if flow.rpkts else "S0"), history
     return ("SHR" if flow.rpkts else "OTH"), history
-
-
-def _ntop(addr: bytes) -> str:
-    return socket.inet_ntop(socket.AF_INET if len(addr) == 4 else socket.AF_INET6, addr)

@@ -8,7 +8,6 @@ the flow costs one dict lookup per batch. Every DNS response over UDP port 53 is
 
 from __future__ import annotations
 
-import socket
 from collections import Counter
 from functools import lru_cache
 from itertools import islice
@@ -18,7 +17,7 @@ import numpy as np
 
 from egresswatch.capture.frames import FrameBatch, Int64Array
 from egresswatch.decode.batch import DecodedBatch, address_bytes
-from egresswatch.decode.packet import TCP, UDP, PacketFacts
+from egresswatch.decode.packet import TCP, UDP, PacketFacts, address_text
 from egresswatch.flows.grouping import Grouping
 from egresswatch.flows.key import canonical
 from egresswatch.flows.record import ClientNames
@@ -266,7 +265,7 @@ class NameSniffer:
         if isinstance(message, str):
             self.errors[message] += 1
         elif message.response:
-            client, resolver = _ntop(seg.dst), _ntop(seg.src)
+            client, resolver = address_text(seg.dst), address_text(seg.src)
             out.dns.append(DnsAnswer.of(message, seg.ts, client=client, resolver=resolver))
 
 
@@ -314,8 +313,4 @@ def _host_name(host: str | None) -> str | None:
 @lru_cache(maxsize=4096)
 def _address_text(high: int, low: int, v6: bool) -> str:
     """An address column's row as text; DNS traffic repeats a few addresses, hence the cache."""
-    return _ntop(address_bytes((high, low), v6))
-
-
-def _ntop(addr: bytes) -> str:
-    return socket.inet_ntop(socket.AF_INET if len(addr) == 4 else socket.AF_INET6, addr)
+    return address_text(address_bytes((high, low), v6))
