@@ -172,7 +172,13 @@ class DecodeWorker:
         channel = self._channel
         try:
             for item in prepared:
-                decoded = dataclasses.replace(item.decoded, buf=b"")
+                # Half the columns would be half the cost of crossing: send what accounting
+                # reads (all of them after a hash collision, which is accounted row by row).
+                decoded = (
+                    item.decoded.for_accounting()
+                    if item.grouping is not None
+                    else dataclasses.replace(item.decoded, buf=b"")
+                )
                 channel.put(("batch", item._replace(decoded=decoded)))
             decoder = self._decoder
             channel.put(

@@ -9,6 +9,7 @@ per-packet decoder, so both paths give the same facts (tests/decode/test_batch.p
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -71,6 +72,20 @@ class DecodedBatch:
 
     def __len__(self) -> int:
         return len(self.row)
+
+    def for_accounting(self) -> DecodedBatch:
+        """The columns the flow table reads once the batch is grouped (time, flags, sizes,
+        sequence numbers), the rest emptied: what crosses to the accounting process. Addresses
+        and ports come from each group's key there; payloads stayed on the decoding side."""
+        return dataclasses.replace(
+            self, buf=b"", v6=_NONE_BOOL, src=_NO_ADDRESS, dst=_NO_ADDRESS, proto=_NONE,
+            sport=_NONE, dport=_NONE, payload_offset=_NONE,
+        )  # fmt: skip
+
+
+_NONE: Column = np.zeros(0, np.int32)
+_NONE_BOOL: BoolArray = np.zeros(0, bool)
+_NO_ADDRESS: AddressColumn = np.zeros((0, 2), np.uint64)
 
 
 class _Gather:

@@ -151,18 +151,25 @@ class Rows:
             )
         return self._raw
 
-    def item(self, i: int) -> tuple[int, float, PacketFacts]:
-        """Row ``i`` as (batch row, time, PacketFacts). Called for the few packets that start a
-        flow, so it reads single values rather than converting whole columns."""
+    def item(self, i: int, g: Group | None = None) -> tuple[int, float, PacketFacts]:
+        """Row ``i`` as (batch row, time, PacketFacts), its addresses and ports taken from its
+        group's key when there is one (the batch may then be ``for_accounting`` only). Called
+        for the few packets that start or end a flow, so it reads single values rather than
+        converting whole columns. The facts carry no payload: the flow table reads none."""
         d = self._d
-        v6 = bool(d.v6[i])
+        if g is None:
+            v6 = bool(d.v6[i])
+            src, dst = address_bytes(d.src[i].tolist(), v6), address_bytes(d.dst[i].tolist(), v6)
+            proto, sport, dport = int(d.proto[i]), int(d.sport[i]), int(d.dport[i])
+        else:
+            src, sport, dst, dport, proto = g[2]
+            if self._fwd[i] != g[3]:  # the other direction from the key's first packet
+                src, sport, dst, dport = dst, dport, src, sport
         facts = _new(
             PacketFacts,
             (
-                address_bytes(d.src[i].tolist(), v6), address_bytes(d.dst[i].tolist(), v6),
-                int(d.proto[i]),
-                int(d.sport[i]), int(d.dport[i]), int(d.flags[i]), int(d.ip_bytes[i]),
-                int(d.payload_len[i]), d.buf, int(d.payload_offset[i]), int(d.seq[i]),
+                src, dst, proto, sport, dport, int(d.flags[i]), int(d.ip_bytes[i]),
+                int(d.payload_len[i]), b"", 0, int(d.seq[i]),
             ),
         )  # fmt: skip
         return int(d.row[i]), float(d.ts[i]), facts

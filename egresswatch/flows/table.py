@@ -182,7 +182,7 @@ class FlowTable:
             for g in groups:
                 merged = extra_by_flow.pop(g[1], [])
                 if merged:
-                    self._add_rows(rows, g[0], merged, interface)
+                    self._add_rows(rows, g[0], merged, interface, g)
                 elif not self._count_only(g):
                     self._account_group(rows, g, interface)
         for items in extra_by_flow.values():
@@ -297,7 +297,7 @@ class FlowTable:
             i = indices[pos]
             ts, flags = ts_col[i], flags_col[i]
             if entry is None or _ends_before(entry[0], ts, flags, seq_col[i]):
-                self.add(rows.item(i)[2], ts, interface)
+                self.add(rows.item(i, g)[2], ts, interface)
                 entry = self._index[key]
             else:
                 flow = entry[0]
@@ -330,9 +330,10 @@ class FlowTable:
         indices: Iterable[int],
         extra: list[tuple[int, float, PacketFacts]],
         interface: str,
+        group: Group | None = None,
     ) -> None:
         """Packet by packet, in capture order, merging in the per-packet decoder's results."""
-        items = [rows.item(i) for i in indices]
+        items = [rows.item(i, group) for i in indices]
         if extra:
             items += extra
             items.sort(key=lambda item: item[0])

@@ -14,6 +14,7 @@ from egresswatch.capture.frames import FrameBatch
 from egresswatch.config import FlowSettings
 from egresswatch.decode import LinkType, PacketFacts, decode
 from egresswatch.decode.batch import decode_batch
+from egresswatch.flows.grouping import group_batch
 from egresswatch.flows.localnet import LocalNetworks
 from egresswatch.flows.record import FlowRecord
 from egresswatch.flows.table import FlowTable
@@ -61,7 +62,11 @@ def per_packet(frames: list[tuple[float, bytes]]) -> list[FlowRecord]:
     return table.flush()
 
 
-def in_batches(frames: list[tuple[float, bytes]], cuts: list[int]) -> list[FlowRecord]:
+def in_batches(
+    frames: list[tuple[float, bytes]], cuts: list[int], *, lean: bool = False
+) -> list[FlowRecord]:
+    """``lean``: as the accounting process gets batches from the decoding one, grouped there and
+    stripped to the columns accounting reads."""
     table = FlowTable(SETTINGS, LOCAL)
     bounds = [0, *sorted({c % (len(frames) + 1) for c in cuts}), len(frames)]
     for lo, hi in itertools.pairwise(bounds):
@@ -76,7 +81,11 @@ def in_batches(frames: list[tuple[float, bytes]], cuts: list[int]) -> list[FlowR
             facts = decode(frames[lo + row][1])
             assert isinstance(facts, PacketFacts)
             extra.append((row, frames[lo + row][0], facts))
-        table.add_batch(d, extra, "eth0")
+        if lean:
+            grouping = group_batch(d)
+            table.add_grouped(d.for_accounting() if grouping else d, grouping, extra, "eth0")
+        else:
+            table.add_batch(d, extra, "eth0")
     return table.flush()
 
 
@@ -84,6 +93,10 @@ def summary(records: list[FlowRecord]) -> list[tuple[object, ...]]:
     return sorted(
         (
             r.uid,
+            r.src_ip,
+            r.src_port,
+            r.dst_ip,
+            r.dst_port,
             r.first_seen,
             r.last_seen,
             r.packets_out,
@@ -111,7 +124,9 @@ def test_batches_account_exactly_like_single_packets(
     for f, gap in packets:
         now += gap
         frames.append((now, f))
-    assert summary(in_batches(frames, cuts)) == summary(per_packet(frames))
+    expected = summary(per_packet(frames))
+    assert summary(in_batches(frames, cuts)) == expected
+    assert summary(in_batches(frames, cuts, lean=True)) == expected
 
 
 def test_bulk_path_is_taken() -> None:
@@ -136,3 +151,4 @@ def test_bulk_path_is_taken() -> None:
         for i, (a, b, fl, p) in enumerate(hs + data)
     ]
     assert summary(in_batches(frames, [6, 400])) == summary(per_packet(frames))
+    assert summary(in_batches(frames, [6, 400], lean=True)) == summary(per_packet(frames))
