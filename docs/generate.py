@@ -116,6 +116,7 @@ def configuration_page() -> str:
         ("`[store]`", "StoreSettings", "store."),
         ("`[names]`", "NameSettings", "names."),
         ("`[geoip]`", "GeoSettings", "geoip."),
+        ("`[capture]`", "CaptureSettings", "capture."),
     ):
         lines += [f"## {title}", "", "| key | type | default | meaning |", "|---|---|---|---|"]
         for name, kind, default, doc in field_docs(config, cls):

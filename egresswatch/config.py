@@ -95,6 +95,34 @@ class GeoSettings(BaseModel):
     """Seconds between checks for a database replaced on disk (geoipupdate's weekly run)."""
 
 
+class CaptureSettings(BaseModel):
+    """What `egresswatch run` captures on, and how."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    interfaces: list[str] = Field(default_factory=list)
+    """Interfaces to capture on. Empty (the default): Docker's bridge networks and the
+    interfaces holding a default route, found again every ``rediscover_interval``."""
+    rediscover_interval: float = Field(default=5.0, gt=0)
+    """Seconds between looks for bridges created or removed since start."""
+    docker_socket: Path = Path("/var/run/docker.sock")
+    """The Docker Engine API socket, asked for the bridge networks' devices (without it,
+    ``docker0`` and ``br-*`` bridges are found in /sys/class/net)."""
+    promiscuous_bridges: bool = True
+    """Put bridges in promiscuous mode, so traffic between two containers is seen too (an
+    uplink is never made promiscuous)."""
+    ring_blocks: int = Field(default=32, ge=2, le=4096)
+    """1 MiB blocks in each interface's capture ring: how long a burst the kernel can hold
+    while egresswatch catches up."""
+    block_timeout_ms: int = Field(default=100, ge=1, le=10_000)
+    """A ring block not yet full is handed over after this long (the capture latency)."""
+    snaplen: int = Field(default=4096, ge=256, le=262_144)
+    """Bytes kept of each frame: headers and the start of the payload (enough for a TLS
+    ClientHello); byte counts still come from the packets' own lengths."""
+    queue_batches: int = Field(default=256, gt=0)
+    """Ring blocks waiting for decoding; beyond it they are dropped and counted."""
+
+
 class Settings(BaseSettings):
     """Everything egresswatch can be configured with."""
 
@@ -114,6 +142,7 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     names: NameSettings = Field(default_factory=NameSettings)
     geoip: GeoSettings = Field(default_factory=GeoSettings)
+    capture: CaptureSettings = Field(default_factory=CaptureSettings)
 
     @field_validator("local_networks", "extra_local_networks")
     @classmethod

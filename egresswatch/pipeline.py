@@ -205,11 +205,14 @@ class Pipeline:
         *,
         geo: GeoResolver | None = None,
         sweep_interval: float = 1.0,
+        live: bool = False,
     ) -> None:
         local = LocalNetworks([*settings.local_networks, *settings.extra_local_networks])
         passive_dns = PassiveDns(size=settings.names.dns_cache_size, grace=settings.names.dns_grace)
         self.enricher = Enricher(passive_dns, geo)
-        self.table = FlowTable(settings.flows, local, enrich=self.enricher.enrichment)
+        self.table = FlowTable(
+            settings.flows, local, enrich=self.enricher.enrichment, report_closing=live
+        )
         self.named: Counter[str] = Counter()
         """Ended flows by name_source (none: no name)."""
         self.decoder = decoder
@@ -230,21 +233,33 @@ class Pipeline:
     ) -> None:
         """Account every batch; ``progress(packets, position)`` after each."""
         for item in prepared:
-            if len(item.decoded):
-                first_ts = float(item.decoded.ts[0])
-                if first_ts >= self._next_sweep:
-                    self._next_sweep = first_ts + self._sweep_interval
-                    self._emit(self.table.sweep(first_ts))
-            names, answers = item.sniffed
-            for fid, said in names:  # before the packets: they may end the flow they name
-                self.table.name(fid, said)
-            self.table.add_grouped(item.decoded, item.grouping, item.extra, item.interface)
-            if answers:
-                self.enricher.learn(answers)
-                self._answers.extend(answers)
-            self.packets += item.packets
+            self.add(item)
             if progress is not None:
                 progress(self.packets, item.position)
+
+    def add(self, item: Prepared) -> None:
+        """Account one batch (sweeping for ended flows first, every ``sweep_interval`` of packet
+        time)."""
+        if len(item.decoded):
+            first_ts = float(item.decoded.ts[0])
+            if first_ts >= self._next_sweep:
+                self._next_sweep = first_ts + self._sweep_interval
+                self._emit(self.table.sweep(first_ts))
+        names, answers = item.sniffed
+        for fid, said in names:  # before the packets: they may end the flow they name
+            self.table.name(fid, said)
+        self.table.add_grouped(item.decoded, item.grouping, item.extra, item.interface)
+        if answers:
+            self.enricher.learn(answers)
+            self._answers.extend(answers)
+        self.packets += item.packets
+
+    def tick(self, now: float) -> None:
+        """Live: time passes without packets too. Sweep at ``now`` and write out everything
+        pending, so ended flows and DNS answers reach the database within a tick."""
+        self._next_sweep = now + self._sweep_interval
+        self._pending.extend(self.table.sweep(now))
+        self._write()
 
     def finish(self) -> None:
         """End every flow still open and write everything out (end of replay, shutdown)."""

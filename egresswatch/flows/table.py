@@ -96,9 +96,17 @@ class FlowTable:
     """Tracks flows and hands out records when they end or need an interim update."""
 
     def __init__(
-        self, settings: FlowSettings, local: LocalNetworks, *, enrich: Enrich | None = None
+        self,
+        settings: FlowSettings,
+        local: LocalNetworks,
+        *,
+        enrich: Enrich | None = None,
+        report_closing: bool = False,
     ) -> None:
         self._settings = settings
+        self._report_closing = report_closing
+        """Live: a closing TCP flow (FIN/RST seen, or an unanswered SYN) gets an interim record
+        at the next sweep, rather than only once its close_grace has run out."""
         self._local = local
         self._enrich = enrich
         self._flows: dict[FlowKey, Flow] = {}  # by initiator-side key, oldest first
@@ -363,10 +371,13 @@ class FlowTable:
         active_timeout = self._settings.active_timeout
         ended: list[Flow] = []
         interim: list[FlowRecord] = []
+        early = self._report_closing
         for flow in self._flows.values():
             if now >= flow.deadline or now - flow.last_seen >= flow.idle:
                 ended.append(flow)
-            elif now - flow.reported_at >= active_timeout:
+            elif now - flow.reported_at >= active_timeout or (
+                early and flow.deadline != math.inf and flow.reported_at < flow.last_seen
+            ):
                 flow.reported_at = now
                 interim.append(self._record(flow, closed=False))
         for flow in ended:

@@ -77,6 +77,9 @@ class Database:
     def close(self) -> None:
         self.engine.dispose()
 
+    def __str__(self) -> str:
+        return self._safe_url  # never the password
+
     @property
     def _safe_url(self) -> str:
         return make_url(self.url).render_as_string(hide_password=True)

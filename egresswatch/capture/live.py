@@ -1,0 +1,143 @@
+"""Live capture: one TPACKET_V3 ring per watched interface, read by one thread into a bounded queue.
+
+The thread only moves blocks out of the rings. When the queue is full (decoding is behind), the
+batch is dropped and counted rather than letting the rings fill: the kernel would then drop
+instead, silently for everything behind it. Interfaces come and go through ``watch()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import select
+import threading
+from collections import Counter
+
+from egresswatch.capture.frames import FrameBatch
+from egresswatch.capture.ring import PacketRing, RingGeometry
+from egresswatch.errors import CaptureError
+
+_log = logging.getLogger(__name__)
+
+
+class LiveCapture:
+    """Rings on a changing set of interfaces, feeding ``self.frames``."""
+
+    def __init__(self, geometry: RingGeometry, *, queue_batches: int = 256) -> None:
+        self._geometry = geometry
+        self.frames: queue.Queue[FrameBatch] = queue.Queue(maxsize=queue_batches)
+        self._rings: dict[str, PacketRing] = {}
+        self._names: dict[int, str] = {}
+        self._wanted: dict[str, bool] = {}
+        self._open: frozenset[str] = frozenset()
+        """Names with a ring, as the reading thread last left them."""
+        self._changed = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.dropped: Counter[str] = Counter()
+        """Packets dropped because the queue was full, by interface."""
+        self._kernel: dict[str, tuple[int, int]] = {}
+
+    def open(self, interfaces: dict[str, bool]) -> None:
+        """Open the first rings (name -> promiscuous) in the caller's thread, so a missing
+        capability or interface fails the start-up with one clear error; then start reading."""
+        for name, promiscuous in interfaces.items():
+            self._rings[name] = PacketRing(name, self._geometry, promiscuous=promiscuous)
+            self._names[self._rings[name].ifindex] = name
+        self._wanted = dict(interfaces)
+        self._open = frozenset(self._rings)
+        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        self._thread.start()
+
+    def watch(self, interfaces: dict[str, bool]) -> None:
+        """Capture on these interfaces from now on (opened and released by the reading thread;
+        one that failed to open is tried again at the next call)."""
+        if interfaces != self._wanted or set(interfaces) != self._open:
+            self._wanted = dict(interfaces)
+            self._changed.set()
+
+    def interface_name(self, ifindex: int) -> str:
+        return self._names.get(ifindex, f"if{ifindex}")
+
+    @property
+    def interfaces(self) -> list[str]:
+        return sorted(self._rings)
+
+    def stats(self) -> dict[str, tuple[int, int]]:
+        """Per interface: (packets the kernel queued, packets the kernel dropped), since opened;
+        kept for interfaces already released."""
+        for name, ring in list(self._rings.items()):
+            try:
+                s = ring.stats()
+            except OSError:
+                continue
+            self._kernel[name] = (s.packets, s.drops)
+        return dict(self._kernel)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.stats()
+        for ring in self._rings.values():
+            ring.close()
+        self._rings.clear()
+
+    def _run(self) -> None:
+        poller = self._poller()
+        while not self._stop.is_set():
+            if self._changed.is_set():
+                self._changed.clear()
+                self._apply()
+                poller = self._poller()
+            for fd, event in poller.poll(200):
+                ring = self._by_fd.get(fd)
+                if ring is None:
+                    continue
+                self._drain(ring)
+                if event & (select.POLLERR | select.POLLNVAL):  # its interface went away
+                    self._release(ring.interface)
+                    poller = self._poller()
+
+    def _drain(self, ring: PacketRing) -> None:
+        for batch in ring.batches():
+            try:
+                self.frames.put_nowait(batch)
+            except queue.Full:
+                self.dropped[ring.interface] += len(batch)
+
+    def _poller(self) -> select.poll:
+        poller = select.poll()
+        self._by_fd = {ring.fileno(): ring for ring in self._rings.values()}
+        for fd in self._by_fd:
+            poller.register(fd, select.POLLIN | select.POLLERR)
+        return poller
+
+    def _apply(self) -> None:
+        wanted = self._wanted
+        for name in [n for n in self._rings if n not in wanted]:
+            self._release(name)
+        for name, promiscuous in wanted.items():
+            if name in self._rings:
+                continue
+            try:
+                ring = PacketRing(name, self._geometry, promiscuous=promiscuous)
+            except CaptureError as exc:
+                _log.warning("%s (will retry)", exc)
+                continue
+            self._rings[name] = ring
+            self._names[ring.ifindex] = name
+            _log.info("capturing on %s", name)
+        self._open = frozenset(self._rings)
+
+    def _release(self, name: str) -> None:
+        ring = self._rings.pop(name)
+        self._drain(ring)
+        try:
+            s = ring.stats()
+            self._kernel[name] = (s.packets, s.drops)
+        except OSError:
+            pass
+        ring.close()
+        self._open = frozenset(self._rings)
+        _log.info("released %s", name)

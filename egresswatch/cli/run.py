@@ -1,0 +1,48 @@
+"""``egresswatch run``: the daemon. Captures live until SIGTERM (see egresswatch/daemon.py)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from egresswatch.cli.geoip import add_geoip_option, geoip_paths
+
+if TYPE_CHECKING:
+    from egresswatch.config import Settings
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    parser = sub.add_parser(
+        "run",
+        parents=[common],
+        help="capture live on Docker bridges and uplinks into the database (the daemon)",
+    )
+    parser.add_argument(
+        "--interface",
+        "-i",
+        action="append",
+        metavar="NAME",
+        help="capture on this interface (repeatable); naming any turns discovery off",
+    )
+    add_geoip_option(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, load: Callable[[], Settings]) -> int:
+    from egresswatch.config import load_settings  # noqa: PLC0415 - imported when needed
+    from egresswatch.daemon import Daemon  # noqa: PLC0415 - imported when needed
+
+    settings = load()
+
+    def reload() -> Settings:
+        fresh = load_settings(args.config)
+        return fresh.model_copy(update={"db": settings.db})  # the database never changes live
+
+    daemon = Daemon(
+        settings,
+        reload=reload,
+        interfaces=args.interface,
+        geo_paths=geoip_paths(args, settings),
+    )
+    return daemon.run()

@@ -1,0 +1,167 @@
+"""`egresswatch run`: live capture -> decode -> flows -> enrich -> store, until SIGTERM.
+
+Three threads: capture (rings -> bounded queue), this one (decode, flow table, enrichment) and the
+store writer (bounded queue -> database). Neither queue ever blocks the one before it; what a
+full queue refuses is counted. Every second, ended flows and DNS answers are written out; every
+``rediscover_interval``, the interfaces are looked for again.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+
+from egresswatch.capture.interfaces import InterfaceFinder
+from egresswatch.capture.live import LiveCapture
+from egresswatch.capture.ring import RingGeometry
+from egresswatch.config import Settings
+from egresswatch.errors import CaptureError
+from egresswatch.geo.resolver import GeoResolver
+from egresswatch.pipeline import Decoder, Pipeline
+from egresswatch.store import Database
+from egresswatch.store.background import BackgroundWriter
+
+_log = logging.getLogger(__name__)
+_TICK = 1.0  # seconds between writes of ended flows: "finished flows within 2 s"
+_REPORT = 60.0  # seconds between log lines with the counters
+
+
+class Daemon:
+    """Runs the live pipeline. ``interfaces`` (from the command line) replaces discovery."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        reload: Callable[[], Settings],
+        interfaces: list[str] | None = None,
+        geo_paths: Sequence[Path] = (),
+    ) -> None:
+        self._settings = settings
+        self._reload = reload
+        self._cli_interfaces = interfaces
+        self._geo_paths = list(geo_paths)
+        self._stop = threading.Event()
+        self._hup = threading.Event()
+        self._finder = InterfaceFinder(docker_socket=settings.capture.docker_socket)
+
+    def wanted(self) -> dict[str, bool]:
+        """Interface -> promiscuous, for the interfaces to capture on now."""
+        c = self._settings.capture
+        named = self._cli_interfaces or c.interfaces
+        if named:
+            return {name: False for name in named}
+        found = self._finder.find()
+        return {name: c.promiscuous_bridges and why == "bridge" for name, why in found.items()}
+
+    def run(self) -> int:
+        s = self._settings
+        c = s.capture
+        wanted = self.wanted()
+        if not wanted:
+            raise CaptureError(
+                "no interface to capture on: no Docker bridge and no default route found "
+                "(name one with --interface)"
+            )
+        capture = LiveCapture(
+            RingGeometry(
+                block_count=c.ring_blocks, block_timeout_ms=c.block_timeout_ms, snaplen=c.snaplen
+            ),
+            queue_batches=c.queue_batches,
+        )
+        capture.open(wanted)  # fails here, before anything else, without the capability
+        database = Database(s.db)
+        try:
+            database.upgrade()
+            writer = BackgroundWriter(database)
+            geo = GeoResolver(self._geo_paths, reload_interval=s.geoip.reload_interval)
+            decoder = Decoder()
+            pipeline = Pipeline(s, writer, decoder, geo=geo, live=True)
+            _log.info("capturing on %s; writing to %s", ", ".join(capture.interfaces), database)
+            self._install_signals()
+            try:
+                self._loop(capture, decoder, pipeline)
+            finally:
+                capture.close()
+                pipeline.finish()
+                if not writer.close():
+                    _log.error("the database did not take everything before exit")
+                _log.info("stopped: %s", self._status(pipeline, capture, writer))
+                geo.close()
+        finally:
+            database.close()
+        return 0
+
+    def _loop(self, capture: LiveCapture, decoder: Decoder, pipeline: Pipeline) -> None:
+        c = self._settings.capture
+        now = time.time()
+        next_tick, next_look, next_report = now + _TICK, now + c.rediscover_interval, now + _REPORT
+        while not self._stop.is_set():
+            try:
+                batch = capture.frames.get(timeout=0.2)
+            except queue.Empty:
+                pass
+            else:
+                for item in decoder.prepare([batch], capture.interface_name):
+                    pipeline.add(item)
+            now = time.time()
+            if now >= next_tick:
+                next_tick = now + _TICK
+                pipeline.tick(now)
+            if self._hup.is_set():
+                self._hup.clear()
+                self._apply_reload(capture)
+                next_look = now
+            if now >= next_look:
+                next_look = now + c.rediscover_interval
+                capture.watch(self.wanted())
+            if now >= next_report:
+                next_report = now + _REPORT
+                _log.info("%s", self._status(pipeline, capture, None))
+
+    def _apply_reload(self, capture: LiveCapture) -> None:
+        try:
+            settings = self._reload()
+        except Exception as exc:
+            _log.error("SIGHUP: config not reloaded: %s", exc)
+            return
+        self._settings = settings
+        logging.getLogger().setLevel(settings.log_level)
+        _log.info("SIGHUP: config reloaded (interfaces, log level; other changes need a restart)")
+
+    def _install_signals(self) -> None:
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            _log.info("%s: writing out every flow, then stopping", signal.Signals(signum).name)
+            self._stop.set()
+
+        def hup(_signum: int, _frame: FrameType | None) -> None:
+            self._hup.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, hup)
+
+    @staticmethod
+    def _status(pipeline: Pipeline, capture: LiveCapture, writer: BackgroundWriter | None) -> str:
+        counters = pipeline.counters
+        parts = [
+            f"{pipeline.packets:,} packets",
+            f"{pipeline.flows_written:,} flow records",
+            f"{len(pipeline.table):,} flows open",
+        ]
+        for name, (seen, drops) in sorted(capture.stats().items()):
+            parts.append(f"{name}: kernel {seen:,} packets, {drops:,} dropped")
+        if capture.dropped:
+            parts.append(f"queue full, dropped {sum(capture.dropped.values()):,} packets")
+        if writer is not None and writer.dropped:
+            parts.append(f"database behind, dropped {dict(writer.dropped)}")
+        skipped = sum(v for k, v in counters.items() if k.startswith("skipped_"))
+        if skipped:
+            parts.append(f"{skipped:,} packets not decoded")
+        return "; ".join(parts)

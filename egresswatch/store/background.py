@@ -1,0 +1,94 @@
+"""Writes to the database from a thread of its own, so capture never waits on it.
+
+A slow or unreachable database fills a bounded queue; the writer keeps retrying the batch in hand
+(oldest first, nothing reordered), and once the queue is full new batches are dropped and counted:
+memory stays bounded however long the outage lasts.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Literal
+
+from egresswatch.errors import StoreError
+from egresswatch.flows.record import FlowRecord
+from egresswatch.names.passive_dns import DnsAnswer
+from egresswatch.pipeline import Sink
+
+_log = logging.getLogger(__name__)
+
+_Item = tuple[Literal["flows"], Sequence[FlowRecord]] | tuple[Literal["dns"], Sequence[DnsAnswer]]
+
+
+class BackgroundWriter:
+    """A Sink that hands batches to ``sink`` in a writer thread."""
+
+    def __init__(self, sink: Sink, *, max_batches: int = 1024, retry_after: float = 2.0) -> None:
+        self._sink = sink
+        self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=max_batches)
+        self._retry_after = retry_after
+        self.dropped: Counter[str] = Counter()
+        """Records (flows, dns) dropped because the queue was full."""
+        self.failing = False
+        """True while the database refuses writes."""
+        self._thread = threading.Thread(target=self._run, name="store", daemon=True)
+        self._thread.start()
+
+    def write_flows(self, records: Sequence[FlowRecord]) -> None:
+        self._put(("flows", records), len(records))
+
+    def write_dns(self, answers: Sequence[DnsAnswer]) -> None:
+        self._put(("dns", answers), len(answers))
+
+    def _put(self, item: _Item, size: int) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            self.dropped[item[0]] += size
+
+    @property
+    def backlog(self) -> int:
+        """Batches waiting to be written."""
+        return self._queue.qsize()
+
+    def close(self, timeout: float = 30.0) -> bool:
+        """Write what is queued (giving up after ``timeout`` s); True if everything was written."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._queue.put(None, timeout=max(0.0, deadline - time.monotonic()))
+                break
+            except queue.Full:
+                return False
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            self._write(item)
+
+    def _write(self, item: _Item) -> None:
+        while True:
+            try:
+                if item[0] == "flows":
+                    self._sink.write_flows(item[1])
+                else:
+                    self._sink.write_dns(item[1])
+            except StoreError as exc:
+                if not self.failing:
+                    _log.error("%s; retrying every %.0f s", exc, self._retry_after)
+                self.failing = True
+                time.sleep(self._retry_after)
+                continue
+            if self.failing:
+                _log.info("database writes work again")
+            self.failing = False
+            return
