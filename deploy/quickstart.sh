@@ -2,7 +2,9 @@
 # Install egresswatch on this box with the embedded defaults and run it:
 #   /opt/egresswatch (virtualenv), /etc/egresswatch/egresswatch.toml (default config, kept if present),
 #   /var/lib/egresswatch/egresswatch.db (SQLite, migrated to the newest schema).
-# Capture files given as arguments are replayed into the database; the newest flows are then shown.
+# Capture files given as arguments are replayed into the database and the newest flows shown;
+# without any, it runs the daemon in the foreground (`egresswatch run`: live capture on the Docker
+# bridges and uplinks; Ctrl-C writes out every flow and stops).
 # Idempotent: run it again after `git pull` to upgrade.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -34,8 +36,12 @@ install -d -m 0755 /etc/egresswatch
 install -d -m 0750 /var/lib/egresswatch
 
 egresswatch db upgrade
+egresswatch geoip status
+if [ "$#" -eq 0 ]; then
+    echo "quickstart: capturing live; see the flows from another shell with: egresswatch flows"
+    exec egresswatch run
+fi
 for f in "$@"; do
     egresswatch replay "$f"
 done
-egresswatch geoip status
 egresswatch flows --limit 20
