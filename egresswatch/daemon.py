@@ -78,25 +78,30 @@ class Daemon:
         capture.open(wanted)  # fails here, before anything else, without the capability
         database = Database(s.db)
         try:
-            database.upgrade()
-            writer = BackgroundWriter(database)
-            geo = GeoResolver(self._geo_paths, reload_interval=s.geoip.reload_interval)
-            decoder = Decoder()
-            pipeline = Pipeline(s, writer, decoder, geo=geo, live=True)
-            _log.info("capturing on %s; writing to %s", ", ".join(capture.interfaces), database)
-            self._install_signals()
-            try:
-                self._loop(capture, decoder, pipeline)
-            finally:
-                capture.close()
-                pipeline.finish()
-                if not writer.close():
-                    _log.error("the database did not take everything before exit")
-                _log.info("stopped: %s", self._status(pipeline, capture, writer))
-                geo.close()
+            self._run(capture, database)
         finally:
+            capture.close()
             database.close()
         return 0
+
+    def _run(self, capture: LiveCapture, database: Database) -> None:
+        s = self._settings
+        database.upgrade()
+        writer = BackgroundWriter(database)
+        geo = GeoResolver(self._geo_paths, reload_interval=s.geoip.reload_interval)
+        decoder = Decoder()
+        pipeline = Pipeline(s, writer, decoder, geo=geo, live=True)
+        _log.info("capturing on %s; writing to %s", ", ".join(capture.interfaces), database)
+        self._install_signals()
+        try:
+            self._loop(capture, decoder, pipeline)
+        finally:
+            capture.close()
+            pipeline.finish()
+            if not writer.close():
+                _log.error("the database did not take everything before exit")
+            _log.info("stopped: %s", self._status(pipeline, capture, writer))
+            geo.close()
 
     def _loop(self, capture: LiveCapture, decoder: Decoder, pipeline: Pipeline) -> None:
         c = self._settings.capture

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import mmap
-import select
 import socket
 import struct
 from dataclasses import dataclass
@@ -168,12 +167,6 @@ class PacketRing:
             linktype=self.linktype,
             iface=self.ifindex,
         )
-
-    def wait(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for a block; False if none came."""
-        poller = select.poll()
-        poller.register(self._sock, select.POLLIN | select.POLLERR)
-        return bool(poller.poll(int(timeout * 1000)))
 
     def stats(self) -> RingStats:
         """Packets the kernel queued to this socket and dropped (ring full), since it opened."""
