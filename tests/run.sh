@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 2
 fi
 
-packages=(python3 python3-venv python3-dev tshark tcpdump postgresql iproute2)
+packages=(python3 python3-venv python3-dev tshark tcpdump postgresql iproute2 libcap2-bin)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
