@@ -121,7 +121,7 @@ class Daemon:
                 pipeline.tick(now)
             if self._hup.is_set():
                 self._hup.clear()
-                self._apply_reload(capture)
+                self._apply_reload()
                 next_look = now
             if now >= next_look:
                 next_look = now + c.rediscover_interval
@@ -130,7 +130,7 @@ class Daemon:
                 next_report = now + _REPORT
                 _log.info("%s", self._status(pipeline, capture, None))
 
-    def _apply_reload(self, capture: LiveCapture) -> None:
+    def _apply_reload(self) -> None:
         try:
             settings = self._reload()
         except Exception as exc:

@@ -66,13 +66,16 @@ class LiveCapture:
     def stats(self) -> dict[str, tuple[int, int]]:
         """Per interface: (packets the kernel queued, packets the kernel dropped), since opened;
         kept for interfaces already released."""
-        for name, ring in list(self._rings.items()):
-            try:
-                s = ring.stats()
-            except OSError:
-                continue
-            self._kernel[name] = (s.packets, s.drops)
+        for ring in list(self._rings.values()):
+            self._read_stats(ring)
         return dict(self._kernel)
+
+    def _read_stats(self, ring: PacketRing) -> None:
+        try:
+            s = ring.stats()
+        except OSError:  # closed meanwhile by the reading thread: its last figures are kept
+            return
+        self._kernel[ring.interface] = (s.packets, s.drops)
 
     def close(self) -> None:
         self._stop.set()
@@ -133,11 +136,7 @@ class LiveCapture:
     def _release(self, name: str) -> None:
         ring = self._rings.pop(name)
         self._drain(ring)
-        try:
-            s = ring.stats()
-            self._kernel[name] = (s.packets, s.drops)
-        except OSError:
-            pass
+        self._read_stats(ring)
         ring.close()
         self._open = frozenset(self._rings)
         _log.info("released %s", name)

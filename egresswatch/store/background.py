@@ -51,11 +51,6 @@ class BackgroundWriter:
         except queue.Full:
             self.dropped[item[0]] += size
 
-    @property
-    def backlog(self) -> int:
-        """Batches waiting to be written."""
-        return self._queue.qsize()
-
     def close(self, timeout: float = 30.0) -> bool:
         """Write what is queued (giving up after ``timeout`` s); True if everything was written."""
         deadline = time.monotonic() + timeout
