@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -121,6 +121,11 @@ class CaptureSettings(BaseModel):
     ClientHello); byte counts still come from the packets' own lengths."""
     queue_batches: int = Field(default=256, gt=0)
     """Ring blocks waiting for decoding; beyond it they are dropped and counted."""
+    nat_twins: Literal["auto", "ports", "off"] = "auto"
+    """A container's connection is seen on its bridge and again, NAT'd, on the uplink: it is
+    written once, as the bridge saw it (with the container's address). ``auto``: the uplink
+    sighting is recognised from the kernel's conntrack table, else by destination, ports and
+    time; ``ports``: by destination, ports and time only; ``off``: both are written."""
 
 
 class Settings(BaseSettings):

@@ -17,11 +17,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
+from egresswatch.capture.conntrack import Conntrack
 from egresswatch.capture.interfaces import InterfaceFinder
 from egresswatch.capture.live import LiveCapture
 from egresswatch.capture.ring import RingGeometry
 from egresswatch.config import Settings
 from egresswatch.errors import CaptureError
+from egresswatch.flows.nat import NatTwins
 from egresswatch.geo.resolver import GeoResolver
 from egresswatch.pipeline import Decoder, Pipeline
 from egresswatch.store import Database
@@ -90,7 +92,13 @@ class Daemon:
         writer = BackgroundWriter(database)
         geo = GeoResolver(self._geo_paths, reload_interval=s.geoip.reload_interval)
         decoder = Decoder()
-        pipeline = Pipeline(s, writer, decoder, geo=geo, live=True)
+        conntrack = self._conntrack()
+        twins = None
+        if s.capture.nat_twins != "off":
+            twins = NatTwins(conntrack.lookup if conntrack is not None else None)
+            how = "from conntrack" if conntrack else "by destination, ports and time"
+            _log.info("NAT'd container flows are matched %s to their uplink sightings", how)
+        pipeline = Pipeline(s, writer, decoder, geo=geo, live=True, twins=twins)
         _log.info("capturing on %s; writing to %s", ", ".join(capture.interfaces), database)
         self._install_signals()
         try:
@@ -98,6 +106,8 @@ class Daemon:
         finally:
             capture.close()
             pipeline.finish()
+            if conntrack is not None:
+                conntrack.close()
             if not writer.close():
                 _log.error("the database did not take everything before exit")
             _log.info("stopped: %s", self._status(pipeline, capture, writer))
@@ -118,6 +128,8 @@ class Daemon:
             now = time.time()
             if now >= next_tick:
                 next_tick = now + _TICK
+                if pipeline.twins is not None:
+                    pipeline.twins.bridges = self._finder.bridges_among(capture.interfaces)
                 pipeline.tick(now)
             if self._hup.is_set():
                 self._hup.clear()
@@ -129,6 +141,20 @@ class Daemon:
             if now >= next_report:
                 next_report = now + _REPORT
                 _log.info("%s", self._status(pipeline, capture, None))
+
+    def _conntrack(self) -> Conntrack | None:
+        """The kernel's conntrack table, when NAT twins are to be recognised from it."""
+        if self._settings.capture.nat_twins != "auto":
+            return None
+        try:
+            return Conntrack()
+        except CaptureError as exc:
+            _log.warning(
+                "%s: NAT'd container flows are matched to their uplink sightings by "
+                "destination, ports and time instead",
+                exc,
+            )
+            return None
 
     def _apply_reload(self) -> None:
         try:
@@ -166,6 +192,8 @@ class Daemon:
             parts.append(f"queue full, dropped {sum(capture.dropped.values()):,} packets")
         if writer is not None and writer.dropped:
             parts.append(f"database behind, dropped {dict(writer.dropped)}")
+        if counters["flows_nat_twins_dropped"]:
+            parts.append(f"{counters['flows_nat_twins_dropped']:,} NAT'd flows written once")
         skipped = sum(v for k, v in counters.items() if k.startswith("skipped_"))
         if skipped:
             parts.append(f"{skipped:,} packets not decoded")

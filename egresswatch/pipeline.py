@@ -26,6 +26,7 @@ from egresswatch.enrich import Enricher
 from egresswatch.errors import CaptureError, EgressWatchError
 from egresswatch.flows.grouping import Grouping, group_batch
 from egresswatch.flows.localnet import LocalNetworks
+from egresswatch.flows.nat import NatTwins
 from egresswatch.flows.record import FlowRecord
 from egresswatch.flows.table import FlowTable
 from egresswatch.names.passive_dns import DnsAnswer, PassiveDns
@@ -206,6 +207,7 @@ class Pipeline:
         geo: GeoResolver | None = None,
         sweep_interval: float = 1.0,
         live: bool = False,
+        twins: NatTwins | None = None,
     ) -> None:
         local = LocalNetworks([*settings.local_networks, *settings.extra_local_networks])
         passive_dns = PassiveDns(size=settings.names.dns_cache_size, grace=settings.names.dns_grace)
@@ -223,6 +225,8 @@ class Pipeline:
         self._sweep_interval = sweep_interval
         """Seconds of packet time between looks for ended flows (live: 1 s, so finished flows
         reach the database promptly; replay: longer, nobody is waiting)."""
+        self.twins = twins
+        """Live, with bridges captured: drops the uplink sightings of NAT'd container flows."""
         self._pending: list[FlowRecord] = []
         self._answers: list[DnsAnswer] = []
         self.answers_written = 0
@@ -244,7 +248,7 @@ class Pipeline:
             first_ts = float(item.decoded.ts[0])
             if first_ts >= self._next_sweep:
                 self._next_sweep = first_ts + self._sweep_interval
-                self._emit(self.table.sweep(first_ts))
+                self._emit(self.table.sweep(first_ts), first_ts)
         names, answers = item.sniffed
         for fid, said in names:  # before the packets: they may end the flow they name
             self.table.name(fid, said)
@@ -259,12 +263,12 @@ class Pipeline:
         pending, so ended flows and DNS answers reach the database within a tick."""
         self._next_sweep = now + self._sweep_interval
         self._pending.extend(self.table.sweep(now))
-        self._write()
+        self._write(now)
 
     def finish(self) -> None:
         """End every flow still open and write everything out (end of replay, shutdown)."""
-        self._emit(self.table.flush())
-        self._write()
+        self._pending.extend(self.table.flush())
+        self._write(math.inf)
 
     @property
     def counters(self) -> Counter[str]:
@@ -276,23 +280,29 @@ class Pipeline:
         )
         total.update(self.table.counters)
         total.update(self.enricher.counters)
+        if self.twins is not None:
+            total.update(self.twins.counters)
         total.update({f"flows_named_{k}": v for k, v in self.named.items() if k != "none"})
         total.update(self.decoder.counters)
         return total
 
-    def _emit(self, records: list[FlowRecord]) -> None:
+    def _emit(self, records: list[FlowRecord], now: float) -> None:
         self._pending.extend(records)
         if len(self._pending) + len(self._answers) >= self._batch_size:
-            self._write()
+            self._write(now)
 
-    def _write(self) -> None:
+    def _write(self, now: float) -> None:
+        """Write out what is pending; ``now`` (packet or wall time; inf: the end) lets held-back
+        NAT twins go."""
         # Answers first: a flow named after DNS never points at an answer not yet stored.
         if self._answers:
             answers, self._answers = self._answers, []
             self._sink.write_dns(answers)
             self.answers_written += len(answers)
-        if self._pending:
-            batch, self._pending = self._pending, []
+        batch, self._pending = self._pending, []
+        if self.twins is not None:
+            batch = self.twins.settle(batch, now, final=now == math.inf)
+        if batch:
             self.named.update(r.name_source or "none" for r in batch if r.closed)
             self._sink.write_flows(batch)
             self.flows_written += len(batch)

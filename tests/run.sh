@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run every test: installs what the tests need (Debian packages, a virtualenv with egresswatch and
 # its test tools), checks lint and types, then runs pytest. As root: tests start PostgreSQL and
-# build network namespaces. Extra arguments go to pytest (e.g. tests/run.sh -k conformance).
+# dockerd (when not running) and build network namespaces. Extra arguments go to pytest (e.g. tests/run.sh -k conformance).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +10,8 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 2
 fi
 
-packages=(python3 python3-venv python3-dev tshark tcpdump postgresql iproute2 libcap2-bin)
+packages=(python3 python3-venv python3-dev tshark tcpdump postgresql iproute2 libcap2-bin
+          docker.io busybox-static dnsmasq-base)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -62,6 +62,10 @@ class InterfaceFinder:
             if path.parent.name == "docker0" or path.parent.name.startswith("br-")
         }
 
+    def bridges_among(self, names: list[str]) -> frozenset[str]:
+        """Those of ``names`` that are bridges (Docker's or not)."""
+        return frozenset(name for name in names if (self._sys / name / "bridge").is_dir())
+
     def uplinks(self) -> set[str]:
         """Interfaces holding an IPv4 or IPv6 default route."""
         names: set[str] = set()

@@ -61,7 +61,8 @@ class LiveCapture:
 
     @property
     def interfaces(self) -> list[str]:
-        return sorted(self._rings)
+        """Interfaces with a ring now (safe to read from any thread)."""
+        return sorted(self._open)
 
     def stats(self) -> dict[str, tuple[int, int]]:
         """Per interface: (packets the kernel queued, packets the kernel dropped), since opened;

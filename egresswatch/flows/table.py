@@ -28,7 +28,7 @@ from egresswatch.flows.record import (
     FlowRecord,
     protocol_name,
 )
-from egresswatch.flows.tcpstate import SYN, TcpState
+from egresswatch.flows.tcpstate import ACK, SYN, TcpState
 
 if TYPE_CHECKING:
     from egresswatch.config import FlowSettings
@@ -123,6 +123,13 @@ class FlowTable:
         """Account one packet."""
         src, dst, proto, sport, dport, flags, ip_bytes, payload_len, _, _, seq = p
         entry = self._index.get((src, sport, dst, dport, proto))
+        if (
+            entry is not None
+            and entry[0].interface != interface
+            and _copy(entry[0], ts, flags, seq)
+        ):
+            self.counters["packets_seen_on_two_interfaces"] += 1
+            return
         if entry is None or _ends_before(entry[0], ts, flags, seq):
             if entry is not None:
                 self._end(entry[0])
@@ -187,15 +194,35 @@ class FlowTable:
         else:
             groups, fwd = grouping
             rows = Rows(d, fwd)
+            index = self._index
             for g in groups:
                 merged = extra_by_flow.pop(g[1], [])
-                if merged:
+                entry = index.get(g[2])
+                if entry is not None and entry[0].interface != interface:
+                    self._add_elsewhere(rows, g, merged, interface, entry[0])
+                elif merged:
                     self._add_rows(rows, g[0], merged, interface, g)
                 elif not self._count_only(g):
                     self._account_group(rows, g, interface)
         for items in extra_by_flow.values():
             for _, ts, facts in items:
                 self.add(facts, ts, interface)
+
+    def _add_elsewhere(
+        self,
+        rows: Rows,
+        g: Group,
+        extra: list[tuple[int, float, PacketFacts]],
+        interface: str,
+        flow: Flow,
+    ) -> None:
+        """A group of a flow already seen on another interface: routed traffic crosses a bridge
+        and an uplink with the same addresses. The first interface's sighting is the flow; these
+        packets are counted as seen twice, unless they start a new flow."""
+        if g[4] or extra or g[5] - flow.last_seen >= flow.idle:  # may start a new flow
+            self._add_rows(rows, g[0], extra, interface, g)
+        else:
+            self.counters["packets_seen_on_two_interfaces"] += len(g[0])
 
     def _count_only(self, g: Group) -> bool:
         (
@@ -471,6 +498,18 @@ def _ends_before(flow: Flow, ts: float, flags: int, seq: int) -> bool:
     if ts >= flow.deadline or ts - flow.last_seen >= flow.idle:
         return True
     return bool(flags & SYN) and flow.tcp is not None and flow.tcp.is_reuse(flags, seq)
+
+
+def _copy(flow: Flow, ts: float, flags: int, seq: int) -> bool:
+    """Whether a packet seen on another interface than ``flow``'s is a copy of one of its
+    packets (routed through both), rather than the start of a new flow on the same 5-tuple."""
+    if ts - flow.last_seen >= flow.idle:
+        return False
+    tcp = flow.tcp
+    if tcp is None or not flags & SYN:
+        return True
+    start = tcp.resp_start if flags & ACK else tcp.orig_start
+    return start is None or seq == start
 
 
 def _state_and_history(flow: Flow) -> tuple[str, str]:

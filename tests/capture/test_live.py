@@ -209,11 +209,16 @@ def test_without_the_capability_it_says_which_and_how(tmp_path: Path) -> None:
     assert not (tmp_path / "x.db").exists()  # nothing started before the check
 
 
-def test_a_bridge_created_after_start_is_captured_then_released(lab: Lab, tmp_path: Path) -> None:
-    """Discovery: the test's bridge (named like Docker's, br-*) comes and goes while running."""
+def test_a_bridge_created_after_start_is_captured_then_released(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Discovery without Docker's API (sysfs): the test's bridge, named like Docker's (br-*),
+    comes and goes while running."""
     late = f"br-ewl{os.getpid() % 10000}"
-    finder = InterfaceFinder(docker_socket=tmp_path / "no-docker.sock")
+    no_docker = tmp_path / "no-docker.sock"
+    finder = InterfaceFinder(docker_socket=no_docker)
     assert lab.bridge in finder.bridges() and late not in finder.bridges()
+    monkeypatch.setenv("EGRESSWATCH_CAPTURE__DOCKER_SOCKET", str(no_docker))
     daemon = Daemon(tmp_path)
     try:
         daemon.wait_for("capturing on")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from scapy.packet import Packet
 
+from egresswatch.capture.frames import FrameBatch
 from egresswatch.config import FlowSettings
+from egresswatch.decode import LinkType
+from egresswatch.decode.batch import decode_batch
 from egresswatch.flows.key import flow_id, flow_uid
 from egresswatch.flows.localnet import LocalNetworks
 from egresswatch.flows.record import ClientNames, Direction, Enrichment, FlowRecord
@@ -193,3 +196,40 @@ def test_a_name_said_before_a_flow_started_belongs_to_the_earlier_flow() -> None
     table.add(p, 1.0)  # this connection started after the hello was seen: not its name
     (rec,) = table.flush()
     assert (rec.server_name, rec.name_source) == (None, None)
+
+
+def test_routed_traffic_seen_on_two_interfaces_is_one_flow() -> None:
+    """A container's packets cross its bridge and the uplink with the same addresses when Docker
+    does not NAT (IPv6, or masquerade off): one flow, on the interface that saw it first, with
+    each packet counted once, packet by packet and in batches alike."""
+    packets = spaced(handshake_and_close())
+    alone = FlowTable(FlowSettings(), LOCAL)
+    for ts, pkt in packets:
+        alone.add(facts(pkt), ts, "docker0")
+    [expected] = alone.flush()
+
+    twice = FlowTable(FlowSettings(), LOCAL)
+    for ts, pkt in packets:
+        twice.add(facts(pkt), ts, "docker0")
+        twice.add(facts(pkt), ts + 0.0001, "eth0")
+    [one] = twice.flush()
+    assert one == expected
+    assert twice.counters["packets_seen_on_two_interfaces"] == len(packets)
+
+    batched = FlowTable(FlowSettings(), LOCAL)
+    frames = [(ts, bytes(pkt), len(pkt)) for ts, pkt in packets]
+    for name, iface in (("docker0", 0), ("eth0", 1)):  # the uplink's ring block comes second
+        batch = FrameBatch.from_frames(frames, LinkType.ETHERNET, iface)
+        batched.add_batch(decode_batch(batch), [], name)
+    [in_batches] = batched.flush()
+    assert (in_batches.packets_out, in_batches.bytes_out, in_batches.state) == (
+        expected.packets_out,
+        expected.bytes_out,
+        expected.state,
+    )
+    assert (in_batches.packets_in, in_batches.bytes_in, in_batches.interface) == (
+        expected.packets_in,
+        expected.bytes_in,
+        "docker0",
+    )
+    assert batched.counters["packets_seen_on_two_interfaces"] == len(packets)

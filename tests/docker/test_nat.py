@@ -1,0 +1,113 @@
+"""Docker's MASQUERADE shows a container's connection twice: on docker0 with the container's
+address, on the uplink with the host's. egresswatch writes it once, as docker0 saw it, to the
+byte of what the uplink carried; the host's own connections on the uplink are kept."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.capture.test_live import Daemon
+from tests.docker.conftest import HOST_SIDE, SERVER, SERVER_NAME, Uplink, route_is_local, sh
+
+KEYS = ("src_port", "packets_out", "bytes_out", "packets_in", "bytes_in", "state")
+
+
+def container_traffic(image: str, resolver: str, name: str) -> str:
+    """A container looks SERVER_NAME up, downloads 70 kB from it and uploads 300 kB; returns
+    the container's address."""
+    route_is_local(resolver)
+    sh("docker", "run", "-d", "--name", name, "--dns", resolver, image, "sh", "-c",
+       f"sleep 1; wget -q -O /dev/null http://{SERVER_NAME}/model.bin"
+       f" && yes prompt | head -c 300000 > /tmp/prompt"
+       f" && wget -q -O /dev/null --post-file /tmp/prompt http://{SERVER_NAME}/upload")  # fmt: skip
+    try:
+        address = sh("docker", "inspect", "-f", "{{.NetworkSettings.IPAddress}}", name).strip()
+        assert sh("docker", "wait", name).strip() == "0", sh("docker", "logs", name)
+    finally:
+        sh("docker", "rm", "-f", name, check=False)
+    return address
+
+
+def host_traffic() -> None:
+    """The host's own connection to the same server, through the same uplink."""
+    code = f"import urllib.request as u; u.urlopen('http://{SERVER}/own', timeout=10).read()"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
+
+
+def flows(db: Path, where: str = "1") -> list[sqlite3.Row]:
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        return list(conn.execute(f"SELECT * FROM flows WHERE {where}"))
+
+
+@pytest.mark.parametrize("mode", ["auto", "ports", "off"])
+def test_a_natted_container_flow_is_one_flow_on_the_container_side(
+    mode: str,
+    image: str,
+    resolver: str,
+    uplink: Uplink,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pcap = tmp_path / "uplink.pcap"
+    tcpdump = subprocess.Popen(
+        ["tcpdump", "-i", uplink.interface, "-w", str(pcap), "-U", "--immediate-mode"],
+        stderr=subprocess.PIPE,
+    )
+    monkeypatch.setenv("EGRESSWATCH_CAPTURE__NAT_TWINS", mode)
+    daemon = Daemon(tmp_path, "-i", "docker0", "-i", uplink.interface)
+    try:
+        daemon.wait_for("capturing on")
+        assert tcpdump.stderr is not None
+        tcpdump.stderr.readline()  # "listening on ...": tcpdump is capturing too
+        container = container_traffic(image, resolver, f"ewt-nat-{mode}")
+        host_traffic()
+    finally:
+        assert daemon.stop() == 0, daemon.log.read_text()
+        tcpdump.send_signal(signal.SIGINT)
+        tcpdump.wait(timeout=10)
+    log = daemon.log.read_text()
+    if mode == "auto":
+        assert "matched from conntrack" in log, log
+    elif mode == "ports":
+        assert "by destination, ports and time" in log, log
+
+    # What the uplink carried, from tcpdump's capture: two container flows and the host's.
+    oracle_db = tmp_path / "oracle.db"
+    subprocess.run(
+        [sys.executable, "-m", "egresswatch", "replay", str(pcap), "--db",
+         f"sqlite:///{oracle_db}", "--flows-only", "--quiet"],
+        check=True,
+    )  # fmt: skip
+    on_uplink = flows(oracle_db, f"dst_ip = '{SERVER}' AND dst_port = 80")
+    assert len(on_uplink) == 3 and {f["src_ip"] for f in on_uplink} == {HOST_SIDE}
+
+    live = flows(daemon.db, f"dst_ip = '{SERVER}' AND dst_port = 80")
+    from_container = [f for f in live if f["src_ip"] == container]
+    assert len(from_container) == 2
+    assert {f["interface"] for f in from_container} == {"docker0"}
+    assert {f["server_name"] for f in from_container} == {SERVER_NAME}
+    assert max(f["bytes_out"] for f in from_container) > 300_000
+    # The container's flows, to the byte, are what the uplink carried for it. The history has
+    # the same events; a close from both ends at once is seen in either order depending on
+    # which side of the router one stands ("Ff" on docker0 may be "fF" on the uplink).
+    by_port = {f["src_port"]: f for f in on_uplink}
+    for f in from_container:
+        twin = by_port[f["src_port"]]
+        assert tuple(f[k] for k in KEYS) == tuple(twin[k] for k in KEYS)
+        assert sorted(f["history"]) == sorted(twin["history"])
+
+    uplink_records = [f for f in live if f["interface"] == uplink.interface]
+    if mode == "off":  # both sightings written: what the other modes prevent
+        assert len(uplink_records) == 3
+    else:
+        [own] = uplink_records  # the host's own connection only
+        assert own["src_ip"] == HOST_SIDE and own["src_port"] not in {
+            f["src_port"] for f in from_container
+        }
