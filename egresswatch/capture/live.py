@@ -99,8 +99,8 @@ class LiveCapture:
                 if ring is None:
                     continue
                 self._drain(ring)
-                if event & (select.POLLERR | select.POLLNVAL):  # its interface went away
-                    self._release(ring.interface)
+                if event & select.POLLNVAL or (event & select.POLLERR and not ring.still_there()):
+                    self._release(ring.interface)  # its interface went away
                     poller = self._poller()
 
     def _drain(self, ring: PacketRing) -> None:

@@ -168,6 +168,16 @@ class PacketRing:
             iface=self.ifindex,
         )
 
+    def still_there(self) -> bool:
+        """After an error on the socket: whether the interface still exists (it went down, or
+        was never up: capture resumes when it comes up) rather than being removed. Reading the
+        socket's error clears it."""
+        self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        try:
+            return socket.if_nametoindex(self.interface) == self.ifindex
+        except OSError:
+            return False
+
     def stats(self) -> RingStats:
         """Packets the kernel queued to this socket and dropped (ring full), since it opened."""
         raw = self._sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, _STATS.size)

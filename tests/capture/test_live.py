@@ -73,14 +73,15 @@ def lab() -> Iterator[Lab]:
 class Daemon:
     """`egresswatch run` in a subprocess, with its log."""
 
-    def __init__(self, tmp: Path, *args: str) -> None:
+    def __init__(self, tmp: Path, *args: str, config: str = "") -> None:
         self.db = tmp / "live.db"
         self.log = tmp / "run.log"
+        self.config = tmp / "none.toml"
         self._out = self.log.open("w")
-        (tmp / "none.toml").write_text("[geoip]\npaths = []\n")
+        self.config.write_text("[geoip]\npaths = []\n" + config)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "egresswatch", "run", "--db", f"sqlite:///{self.db}",
-             "--config", str(tmp / "none.toml"), *args],
+             "--config", str(self.config), *args],
             stdout=self._out, stderr=subprocess.STDOUT,
         )  # fmt: skip
 

@@ -1,0 +1,38 @@
+"""SIGHUP: the config file is read again while capturing; a broken one is reported and the
+daemon goes on with the old settings."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.capture.test_live import Daemon, Lab, lab, sh  # noqa: F401 - the lab fixture
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: namespaces, AF_PACKET")
+
+
+def test_sighup_takes_new_interfaces_and_reports_a_broken_config(lab: Lab, tmp_path: Path) -> None:
+    second = f"ewh{os.getpid() % 10000}"
+    sh("ip", "link", "add", second, "type", "bridge")
+    daemon = Daemon(tmp_path, config=f'[capture]\ninterfaces = ["{lab.bridge}"]\n')
+    try:
+        daemon.wait_for(f"capturing on {lab.bridge};")
+        daemon.config.write_text(
+            f'[geoip]\npaths = []\n[capture]\ninterfaces = ["{lab.bridge}", "{second}"]\n'
+        )
+        daemon.proc.send_signal(signal.SIGHUP)
+        daemon.wait_for(f"capturing on {second}", timeout=5)
+        assert "SIGHUP: config reloaded" in daemon.log.read_text()
+
+        daemon.config.write_text('[capture]\nrediscover_interval = "soon"\n')
+        daemon.proc.send_signal(signal.SIGHUP)
+        daemon.wait_for("SIGHUP: config not reloaded", timeout=5)
+        assert "capture.rediscover_interval" in daemon.log.read_text()
+        assert daemon.proc.poll() is None  # still capturing, on both
+        assert f"released {second}" not in daemon.log.read_text()
+    finally:
+        assert daemon.stop() == 0, daemon.log.read_text()
+        sh("ip", "link", "del", second, check=False)
