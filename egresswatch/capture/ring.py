@@ -3,7 +3,7 @@
 The kernel fills whole blocks of the mmap'd ring with frames and hands a block over when it is
 full or after ``block_timeout`` ms. Each block is copied out once (a memcpy of at most
 ``block_size``) and handed straight back, so the ring never waits on decoding; the frames are then
-found by walking the block's headers, one small unpack per frame, like the pcap reader does.
+found by walking the block's header chain and gathering their fields with numpy.
 """
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ ARPHRD_LOOPBACK = 772
 
 # tpacket_hdr_v1 (at 8 in the block): block_status, num_pkts, offset_to_first_pkt, blk_len
 _BLOCK_HEADER = struct.Struct("<IIII")
-_FRAME_HEADER = struct.Struct("<IIIII4xHH")  # next, sec, nsec, snaplen, len, (status), mac, net
+# tpacket3_hdr: next_offset, sec, nsec, snaplen, len (u32 at 0-16); mac, net (u16 at 24, 26)
+_U32_FIELDS = np.array([1, 2, 3, 4], np.int64)  # sec, nsec, snaplen, len: in 4-byte words
+_U16_FIELDS = np.array([12, 13], np.int64)  # mac, net: in 2-byte words
 _PKTTYPE_AT = 48 + 10  # sockaddr_ll.sll_pkttype, after the 48-byte tpacket3_hdr
 _STATS = struct.Struct("<III")  # tpacket_stats_v3: packets, drops, freeze_q_cnt
 
@@ -139,31 +141,35 @@ class PacketRing:
         return out
 
     def _frames(self, block: bytes, count: int, offset: int) -> FrameBatch | None:
-        starts: list[int] = []
-        caplens: list[int] = []
-        wirelens: list[int] = []
-        times: list[float] = []
-        loopback, raw = self._loopback, self.linktype == LinkType.RAW
-        for _ in range(count):
-            nxt, sec, nsec, snaplen, length, mac, net = _FRAME_HEADER.unpack_from(block, offset)
-            # On lo every packet passes twice, out and in: keep it once, as libpcap does.
-            if not (loopback and block[offset + _PKTTYPE_AT] == PACKET_OUTGOING):
-                head = net - mac if raw else 0  # no link header we could read: start at IP
-                starts.append(offset + mac + head)
-                caplens.append(snaplen - head)
-                wirelens.append(length - head)
-                times.append(sec + nsec * 1e-9)
-            if not nxt:
+        """The block's frames: the headers' chain walked for the offsets (the one per-frame
+        loop), every field then gathered at once (a per-frame unpack costs 4x as much)."""
+        words = memoryview(block)[: len(block) & ~3].cast("I")
+        offsets = [0] * count
+        for i in range(count):
+            offsets[i] = offset
+            step = words[offset >> 2]  # tp_next_offset (frames are 16-byte aligned)
+            if not step:
+                del offsets[i + 1 :]
                 break
-            offset += nxt
-        if not starts:
+            offset += step
+        at = np.array(offsets, np.int64)
+        if self._loopback:  # on lo every packet passes twice, out and in: keep it once
+            pkttype = np.frombuffer(block, np.uint8)[at + _PKTTYPE_AT]
+            at = at[pkttype != PACKET_OUTGOING]
+        if not len(at):
             return None
+        u32 = np.frombuffer(block, np.uint32, len(block) >> 2)[(at >> 2)[:, None] + _U32_FIELDS]
+        sec, nsec, snaplen, length = u32.astype(np.int64).T
+        u16 = np.frombuffer(block, np.uint16, len(block) >> 1)[(at >> 1)[:, None] + _U16_FIELDS]
+        mac, net = u16.astype(np.int64).T
+        # No link header we could read (tun, WireGuard): frames start at the IP header.
+        head = net - mac if self.linktype == LinkType.RAW else 0
         return FrameBatch(
             buf=block,
-            start=np.array(starts, np.int64),
-            caplen=np.array(caplens, np.int64),
-            wirelen=np.array(wirelens, np.int64),
-            ts=np.array(times, np.float64),
+            start=at + mac + head,
+            caplen=snaplen - head,
+            wirelen=length - head,
+            ts=sec + nsec * 1e-9,
             linktype=self.linktype,
             iface=self.ifindex,
         )
