@@ -16,7 +16,7 @@ from __future__ import annotations
 import socket
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 A = 1
 CNAME = 5
@@ -79,9 +79,9 @@ _ESCAPED = tuple(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class DnsRecord:
-    """One A, AAAA or CNAME record of an answer section."""
+class DnsRecord(NamedTuple):
+    """One A, AAAA or CNAME record of an answer section. (Tuples: a dataclass's __init__ would
+    be a third of a short message's parse time.)"""
 
     name: str
     """Owner name: lower case, no trailing dot ("" for the root), escaped as by `name_text`."""
@@ -93,8 +93,7 @@ class DnsRecord:
     """A/AAAA: the address as text (RFC 5952 form for IPv6); CNAME: the target name."""
 
 
-@dataclass(frozen=True, slots=True)
-class DnsMessage:
+class DnsMessage(NamedTuple):
     """The parts of one DNS message that name flows."""
 
     id: int
@@ -118,6 +117,12 @@ class DnsMessage:
         for record in self.answers:
             if record.rtype == CNAME:
                 chains.setdefault(record.name, []).append(record)
+        if not chains:  # no CNAME: the query's own addresses
+            found: dict[str, int] = {}
+            for record in self.answers:
+                if record.name == self.query:
+                    found[record.value] = min(record.ttl, found.get(record.value, record.ttl))
+            return list(found.items())
         # Breadth first, so a name reached twice keeps its shortest chain's TTL.
         reach = {self.query: _TTL_CEILING}
         queue = [self.query]
@@ -126,7 +131,7 @@ class DnsMessage:
                 if record.value not in reach:
                     reach[record.value] = min(reach[name], record.ttl)
                     queue.append(record.value)
-        found: dict[str, int] = {}
+        found = {}
         for record in self.answers:
             chain_ttl = reach.get(record.name)
             if chain_ttl is not None and record.rtype != CNAME:
@@ -228,6 +233,10 @@ def _read_name(data: bytes, pos: int, names: _Names) -> tuple[str, int] | str:
     of records sharing one long pointer chain walks that chain once, not once per record.
     """
     start, size = pos, len(data)
+    if pos + 1 < size and data[pos] >= 0xC0:  # a bare pointer to a name already read: most
+        known = names.get((data[pos] & 0x3F) << 8 | data[pos + 1])  # owners in an answer
+        if known is not None:
+            return known[0], pos + 2
     labels: list[bytes] = []
     octets = 1  # the root label's length byte
     after = -1  # where the name ends in place: just past its first pointer, if it has one
