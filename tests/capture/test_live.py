@@ -15,97 +15,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from egresswatch.capture.interfaces import InterfaceFinder
+from tests.capture.netlab import HOST_IP, NS_IP, Daemon, Lab, sh
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: namespaces, AF_PACKET")
-
-HOST_IP, NS_IP = "198.51.100.1", "198.51.100.2"  # documentation range, on the test's bridge only
-
-
-def sh(*args: str, check: bool = True) -> str:
-    done = subprocess.run(args, capture_output=True, text=True, check=False)
-    if check and done.returncode:
-        raise AssertionError(f"{' '.join(args)}: {done.stderr.strip()}")
-    return done.stdout
-
-
-@dataclass
-class Lab:
-    bridge: str
-    netns: str
-    veth: str
-
-    def in_ns(self, *args: str) -> list[str]:
-        return ["ip", "netns", "exec", self.netns, *args]
-
-
-@pytest.fixture
-def lab() -> Iterator[Lab]:
-    tag = f"{os.getpid() % 10000}"
-    lab = Lab(bridge=f"br-ewt{tag}", netns=f"ewt{tag}", veth=f"ewv{tag}")
-    sh("ip", "link", "add", lab.bridge, "type", "bridge")
-    try:
-        sh("ip", "addr", "add", f"{HOST_IP}/24", "dev", lab.bridge)
-        sh("ip", "link", "set", lab.bridge, "up")
-        sh("ip", "netns", "add", lab.netns)
-        sh("ip", "link", "add", lab.veth, "type", "veth", "peer", "name", "ewpeer", "netns",
-           lab.netns)  # fmt: skip
-        sh("ip", "link", "set", lab.veth, "master", lab.bridge, "up")
-        sh(*lab.in_ns("ip", "addr", "add", f"{NS_IP}/24", "dev", "ewpeer"))
-        sh(*lab.in_ns("ip", "link", "set", "ewpeer", "up"))
-        sh(*lab.in_ns("ip", "link", "set", "lo", "up"))
-        # The safety rule: both ends stay on this machine, over the test's own link.
-        assert sh("ip", "route", "get", HOST_IP).startswith("local ")
-        assert f"dev {lab.bridge}" in sh("ip", "route", "get", NS_IP)
-        assert "dev ewpeer" in sh(*lab.in_ns("ip", "route", "get", HOST_IP))
-        yield lab
-    finally:
-        sh("ip", "netns", "del", lab.netns, check=False)
-        sh("ip", "link", "del", lab.bridge, check=False)
-
-
-class Daemon:
-    """`egresswatch run` in a subprocess, with its log."""
-
-    def __init__(self, tmp: Path, *args: str, config: str = "") -> None:
-        self.db = tmp / "live.db"
-        self.log = tmp / "run.log"
-        self.config = tmp / "none.toml"
-        self._out = self.log.open("w")
-        self.config.write_text("[geoip]\npaths = []\n" + config)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "egresswatch", "run", "--db", f"sqlite:///{self.db}",
-             "--config", str(self.config), *args],
-            stdout=self._out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-
-    def wait_for(self, text: str, timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.log.read_text():
-                return
-            assert self.proc.poll() is None, self.log.read_text()
-            time.sleep(0.1)
-        raise AssertionError(f"no {text!r} in the log:\n{self.log.read_text()}")
-
-    def flows(self) -> list[dict[str, object]]:
-        if not self.db.exists():
-            return []
-        with sqlite3.connect(self.db) as conn:
-            conn.row_factory = sqlite3.Row
-            return [dict(r) for r in conn.execute("SELECT * FROM flows")]
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=30)
-        self._out.close()
-        return code
 
 
 def tcp_exchange(lab: Lab, port: int, upload: int, download: int) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.capture.test_live import Daemon, Lab, lab, sh  # noqa: F401 - the lab fixture
+from tests.capture.netlab import Daemon, Lab, sh
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: namespaces, AF_PACKET")
 

@@ -21,19 +21,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.capture.netlab import sh
+
 IMAGE = "egresswatch-test/busybox:1"
 RESOLVER = "198.51.100.53"  # on lo
 SERVER = "203.0.113.80"  # inside the uplink namespace
 SERVER_NAME = "upload.example"
 HOST_SIDE, NS_SIDE = "198.51.100.129", "198.51.100.130"  # the veth pair, a /30
 USER_ID = 1000  # a non-root user in the image
-
-
-def sh(*args: str, check: bool = True, timeout: float = 60) -> str:
-    done = subprocess.run(args, capture_output=True, text=True, check=False, timeout=timeout)
-    if check and done.returncode:
-        raise AssertionError(f"{' '.join(args)}: {done.stderr.strip()}")
-    return done.stdout
 
 
 def route_is_local(address: str) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from egresswatch.capture.interfaces import InterfaceFinder
-from tests.capture.test_live import Daemon
+from tests.capture.netlab import Daemon
 from tests.docker.conftest import sh
 
 
