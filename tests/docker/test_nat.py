@@ -105,10 +105,14 @@ def test_a_natted_container_flow_is_one_flow_on_the_container_side(
 
     uplink_records = [f for f in live if f["interface"] == uplink.interface]
     if mode == "off":  # both sightings written: what the other modes prevent
-        assert len(uplink_records) == 3, "\n".join(
-            str({k: f[k] for k in ("interface", "src_ip", "src_port", "first_seen", "state")})
-            for f in live
-        ) + "\n" + log.splitlines()[-1]
+        assert len(uplink_records) == 3, (
+            "\n".join(
+                str({k: f[k] for k in ("interface", "src_ip", "src_port", "first_seen", "state")})
+                for f in live
+            )
+            + "\n"
+            + log.splitlines()[-1]
+        )
     else:
         [own] = uplink_records  # the host's own connection only
         assert own["src_ip"] == HOST_SIDE and own["src_port"] not in {
