@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 
 from egresswatch.capture.conntrack import Conntrack
+from egresswatch.capture.frames import FrameBatch
 from egresswatch.capture.interfaces import InterfaceFinder
 from egresswatch.capture.live import LiveCapture
 from egresswatch.capture.ring import RingGeometry
@@ -105,6 +106,8 @@ class Daemon:
             self._loop(capture, decoder, pipeline)
         finally:
             capture.close()
+            while not capture.frames.empty():  # what the rings handed over before closing
+                self._add(capture.frames.get_nowait(), capture, decoder, pipeline)
             pipeline.finish()
             if conntrack is not None:
                 conntrack.close()
@@ -123,8 +126,7 @@ class Daemon:
             except queue.Empty:
                 pass
             else:
-                for item in decoder.prepare([batch], capture.interface_name):
-                    pipeline.add(item)
+                self._add(batch, capture, decoder, pipeline)
             now = time.time()
             if now >= next_tick:
                 next_tick = now + _TICK
@@ -141,6 +143,11 @@ class Daemon:
             if now >= next_report:
                 next_report = now + _REPORT
                 _log.info("%s", self._status(pipeline, capture, None))
+
+    @staticmethod
+    def _add(batch: FrameBatch, capture: LiveCapture, decoder: Decoder, pipeline: Pipeline) -> None:
+        for item in decoder.prepare([batch], capture.interface_name):
+            pipeline.add(item)
 
     def _conntrack(self) -> Conntrack | None:
         """The kernel's conntrack table, when NAT twins are to be recognised from it."""

@@ -11,6 +11,7 @@ import logging
 import queue
 import select
 import threading
+import time
 from collections import Counter
 
 from egresswatch.capture.frames import FrameBatch
@@ -79,6 +80,8 @@ class LiveCapture:
         self._kernel[ring.interface] = (s.packets, s.drops)
 
     def close(self) -> None:
+        """Stop reading (after one last block timeout: see ``_run``) and release the rings.
+        Batches already in ``frames`` stay there for the caller to take."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -90,18 +93,28 @@ class LiveCapture:
     def _run(self) -> None:
         poller = self._poller()
         while not self._stop.is_set():
-            if self._changed.is_set():
-                self._changed.clear()
-                self._apply()
+            poller = self._read(poller, 200)
+        # The kernel hands over a block that is not full only after its timeout: wait that
+        # long once more, so the packets of the last moments before a stop are not lost.
+        last = time.monotonic() + self._geometry.block_timeout_ms / 1000 + 0.05
+        while (left := last - time.monotonic()) > 0:
+            poller = self._read(poller, int(left * 1000) + 1)
+
+    def _read(self, poller: select.poll, timeout_ms: int) -> select.poll:
+        """One poll of every ring, each ready one drained; the poller to use next."""
+        if self._changed.is_set():
+            self._changed.clear()
+            self._apply()
+            poller = self._poller()
+        for fd, event in poller.poll(timeout_ms):
+            ring = self._by_fd.get(fd)
+            if ring is None:
+                continue
+            self._drain(ring)
+            if event & select.POLLNVAL or (event & select.POLLERR and not ring.still_there()):
+                self._release(ring.interface)  # its interface went away
                 poller = self._poller()
-            for fd, event in poller.poll(200):
-                ring = self._by_fd.get(fd)
-                if ring is None:
-                    continue
-                self._drain(ring)
-                if event & select.POLLNVAL or (event & select.POLLERR and not ring.still_there()):
-                    self._release(ring.interface)  # its interface went away
-                    poller = self._poller()
+        return poller
 
     def _drain(self, ring: PacketRing) -> None:
         for batch in ring.batches():

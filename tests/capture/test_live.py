@@ -160,3 +160,21 @@ def test_uplinks_are_the_interfaces_holding_a_default_route() -> None:
         if " dev " in line
     }
     assert InterfaceFinder().uplinks() == expected
+
+
+def test_packets_just_before_sigterm_are_written(lab: Lab, tmp_path: Path) -> None:
+    """The kernel hands over a ring block that is not full only after its timeout (here 1 s,
+    to make the point): a stop right after the last packets still writes them."""
+    config = "[capture]\nblock_timeout_ms = 1000\n"
+    daemon = Daemon(tmp_path, "--interface", lab.bridge, config=config)
+    try:
+        daemon.wait_for(f"capturing on {lab.bridge}")
+        time.sleep(0.3)
+        assert f"dev {lab.bridge}" in sh("ip", "route", "get", NS_IP)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for n in (100, 200, 300):
+                s.sendto(b"q" * n, (NS_IP, 18054))
+    finally:
+        assert daemon.stop() == 0, daemon.log.read_text()
+    [flow] = [f for f in daemon.flows() if f["dst_port"] == 18054]
+    assert (flow["packets_out"], flow["bytes_out"]) == (3, 3 * 28 + 600)
