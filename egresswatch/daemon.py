@@ -17,12 +17,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
+from egresswatch.attribution.containers import ContainerMap
+from egresswatch.attribution.docker import DockerInventory
 from egresswatch.capture.conntrack import Conntrack
 from egresswatch.capture.frames import FrameBatch
 from egresswatch.capture.interfaces import InterfaceFinder
 from egresswatch.capture.live import LiveCapture
 from egresswatch.capture.ring import RingGeometry
 from egresswatch.config import Settings
+from egresswatch.dockerapi import DockerApi
 from egresswatch.errors import CaptureError
 from egresswatch.flows.nat import NatTwins
 from egresswatch.geo.resolver import GeoResolver
@@ -99,7 +102,11 @@ class Daemon:
             twins = NatTwins(conntrack.lookup if conntrack is not None else None)
             how = "from conntrack" if conntrack else "by destination, ports and time"
             _log.info("NAT'd container flows are matched %s to their uplink sightings", how)
-        pipeline = Pipeline(s, writer, decoder, geo=geo, live=True, twins=twins)
+        containers = ContainerMap()
+        inventory = self._docker(containers)
+        pipeline = Pipeline(
+            s, writer, decoder, geo=geo, live=True, twins=twins, containers=containers
+        )
         _log.info("capturing on %s; writing to %s", ", ".join(capture.interfaces), database)
         self._install_signals()
         try:
@@ -111,6 +118,8 @@ class Daemon:
             pipeline.finish()
             if conntrack is not None:
                 conntrack.close()
+            if inventory is not None:
+                inventory.close()
             if not writer.close():
                 _log.error("the database did not take everything before exit")
             _log.info("stopped: %s", self._status(pipeline, capture, writer))
@@ -142,12 +151,26 @@ class Daemon:
                 capture.watch(self.wanted())
             if now >= next_report:
                 next_report = now + _REPORT
+                if pipeline.enricher.containers is not None:
+                    pipeline.enricher.containers.forget(now)
                 _log.info("%s", self._status(pipeline, capture, None))
 
     @staticmethod
     def _add(batch: FrameBatch, capture: LiveCapture, decoder: Decoder, pipeline: Pipeline) -> None:
         for item in decoder.prepare([batch], capture.interface_name):
             pipeline.add(item)
+
+    def _docker(self, containers: ContainerMap) -> DockerInventory | None:
+        """Docker's containers, kept current in ``containers`` (None without Docker)."""
+        socket_path = self._settings.capture.docker_socket
+        if not socket_path.exists():
+            _log.info("no Docker socket at %s: flows are not attributed to containers", socket_path)
+            return None
+        inventory = DockerInventory(DockerApi(socket_path), containers)
+        inventory.start()
+        inventory.ready.wait(5.0)  # the running containers known before the first flow
+        _log.info("containers from the Docker API at %s", socket_path)
+        return inventory
 
     def _conntrack(self) -> Conntrack | None:
         """The kernel's conntrack table, when NAT twins are to be recognised from it."""

@@ -33,6 +33,7 @@ from egresswatch.names.passive_dns import DnsAnswer, PassiveDns
 from egresswatch.names.sniffer import NOTHING, NameSniffer, Sniffed
 
 if TYPE_CHECKING:
+    from egresswatch.attribution.containers import ContainerMap
     from egresswatch.config import Settings
     from egresswatch.geo.resolver import GeoResolver
 
@@ -208,10 +209,11 @@ class Pipeline:
         sweep_interval: float = 1.0,
         live: bool = False,
         twins: NatTwins | None = None,
+        containers: ContainerMap | None = None,
     ) -> None:
         local = LocalNetworks([*settings.local_networks, *settings.extra_local_networks])
         passive_dns = PassiveDns(size=settings.names.dns_cache_size, grace=settings.names.dns_grace)
-        self.enricher = Enricher(passive_dns, geo)
+        self.enricher = Enricher(passive_dns, geo, containers)
         self.table = FlowTable(
             settings.flows, local, enrich=self.enricher.enrichment, report_closing=live
         )

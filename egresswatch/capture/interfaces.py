@@ -7,27 +7,12 @@ is called); without the socket, the bridges Docker creates are recognised by nam
 
 from __future__ import annotations
 
-import http.client
-import json
 import logging
-import socket
 from pathlib import Path
 
+from egresswatch.dockerapi import DOCKER_SOCKET, DockerApi, DockerApiError
+
 _log = logging.getLogger(__name__)
-
-DOCKER_SOCKET = Path("/var/run/docker.sock")
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: Path, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(str(self._path))
-        self.sock = sock
 
 
 class InterfaceFinder:
@@ -85,24 +70,18 @@ class InterfaceFinder:
         """Bridge device names from the Docker Engine API; None when Docker is not reachable."""
         if not self._docker.exists():
             return None
-        conn = _UnixConnection(self._docker, timeout=2.0)
         try:
-            conn.request("GET", '/networks?filters={"driver":["bridge"]}')
-            response = conn.getresponse()
-            body = response.read()
-            if response.status != 200:
-                raise OSError(f"HTTP {response.status}")
-            networks = json.loads(body)
-        except (OSError, ValueError, http.client.HTTPException) as exc:
+            networks = DockerApi(self._docker, timeout=2.0).get(
+                '/networks?filters={"driver":["bridge"]}'
+            )
+        except DockerApiError as exc:
             if not self._docker_failed:
-                _log.warning("Docker API at %s: %s; finding bridges in sysfs", self._docker, exc)
+                _log.warning("%s; finding bridges in sysfs", exc)
             self._docker_failed = True
             return None
-        finally:
-            conn.close()
         self._docker_failed = False
         names = set()
-        for net in networks:
+        for net in networks or []:
             options = net.get("Options") or {}
             names.add(options.get("com.docker.network.bridge.name") or f"br-{net['Id'][:12]}")
         return names

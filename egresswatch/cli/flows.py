@@ -25,6 +25,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--dst", help="responder address or CIDR")
     parser.add_argument("--protocol", help="tcp, udp, icmp, icmp6 or an IP protocol number")
     parser.add_argument("--port", type=int, help="responder (service) port")
+    parser.add_argument("--container", metavar="NAME|ID", help="flows of this container")
     parser.set_defaults(run=run)
 
 
@@ -45,5 +46,6 @@ def _filter(args: argparse.Namespace) -> FlowFilter:
         dst=args.dst,
         protocol=args.protocol,
         port=args.port,
+        container=args.container,
         limit=args.limit,
     )

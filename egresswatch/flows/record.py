@@ -50,6 +50,9 @@ class Enrichment(NamedTuple):
     city: str | None = None
     asn: int | None = None
     as_org: str | None = None
+    container_id: str | None = None
+    container_name: str | None = None
+    image: str | None = None
 
 
 NOT_ENRICHED = Enrichment()
@@ -120,6 +123,14 @@ class FlowRecord:
     """Autonomous system number of the remote end."""
     as_org: str | None = None
     """Organisation that holds that autonomous system."""
+    container_id: str | None = None
+    """Full id of the Docker container at the local end (the initiator's, else the
+    responder's), from Docker's own record of which container held that address when the flow
+    started; None for the host's own flows and when Docker could not be asked."""
+    container_name: str | None = None
+    """That container's name (``ollama``, ``dify-api-1``)."""
+    image: str | None = None
+    """The image the container was created from (``ollama/ollama:latest``)."""
 
     @property
     def duration(self) -> float:

@@ -457,7 +457,7 @@ class FlowTable:
         direction, src_ip, dst_ip = flow.named
         state, history = _state_and_history(flow)
         names = flow.names or (self._said and self._claim_names(flow)) or _NO_NAMES
-        dns_name, country, city, asn, as_org = flow.enrichment
+        dns_name, country, city, asn, as_org, container_id, container_name, image = flow.enrichment
         # What the client said wins over what it looked up.
         server_name, source = names.server_name, names.source
         if server_name is None and dns_name is not None:
@@ -490,6 +490,9 @@ class FlowTable:
             city=city,
             asn=asn,
             as_org=as_org,
+            container_id=container_id,
+            container_name=container_name,
+            image=image,
         )
 
 

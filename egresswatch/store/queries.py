@@ -31,6 +31,8 @@ class FlowFilter:
     protocol: str | None = None
     port: int | None = None
     """Responder (service) port."""
+    container: str | None = None
+    """Container name, or id (or the start of one)."""
     limit: int = 50
 
 
@@ -58,6 +60,11 @@ def _where(flt: FlowFilter) -> list[Any]:
         clauses.append(FlowRow.protocol == flt.protocol.lower())
     if flt.port is not None:
         clauses.append(FlowRow.dst_port == flt.port)
+    if flt.container:
+        clauses.append(
+            (FlowRow.container_name == flt.container)
+            | FlowRow.container_id.startswith(flt.container.lower(), autoescape=True)
+        )
     if flt.dst:
         low, high = address_range(flt.dst)
         clauses.append(FlowRow.dst_addr.between(low, high))

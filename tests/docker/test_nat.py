@@ -92,6 +92,9 @@ def test_a_natted_container_flow_is_one_flow_on_the_container_side(
     from_container = [f for f in live if f["src_ip"] == container]
     assert len(from_container) == 2
     assert {f["interface"] for f in from_container} == {"docker0"}
+    assert {(f["container_name"], f["image"]) for f in from_container} == {
+        (f"ewt-nat-{mode}", image)
+    }
     assert {f["server_name"] for f in from_container} == {SERVER_NAME}
     assert max(f["bytes_out"] for f in from_container) > 300_000
     # The container's flows, to the byte, are what the uplink carried for it. The history has
@@ -115,6 +118,7 @@ def test_a_natted_container_flow_is_one_flow_on_the_container_side(
         )
     else:
         [own] = uplink_records  # the host's own connection only
+        assert own["container_id"] is None  # the host's own: no container, never a guess
         assert own["src_ip"] == HOST_SIDE and own["src_port"] not in {
             f["src_port"] for f in from_container
         }

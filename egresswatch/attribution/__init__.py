@@ -1,0 +1,1 @@
+"""Attribution: which container (and, later, which process) a flow belongs to."""
