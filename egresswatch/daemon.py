@@ -19,6 +19,8 @@ from types import FrameType
 
 from egresswatch.attribution.containers import ContainerMap
 from egresswatch.attribution.docker import DockerInventory
+from egresswatch.attribution.kernel import ConnectProbe, ProbeError
+from egresswatch.attribution.processes import ProcessMap
 from egresswatch.capture.conntrack import Conntrack
 from egresswatch.capture.frames import FrameBatch
 from egresswatch.capture.interfaces import InterfaceFinder
@@ -102,10 +104,18 @@ class Daemon:
             twins = NatTwins(conntrack.lookup if conntrack is not None else None)
             how = "from conntrack" if conntrack else "by destination, ports and time"
             _log.info("NAT'd container flows are matched %s to their uplink sightings", how)
-        containers = ContainerMap()
+        containers, processes = ContainerMap(), ProcessMap()
         inventory = self._docker(containers)
+        probe = self._probe(processes)
         pipeline = Pipeline(
-            s, writer, decoder, geo=geo, live=True, twins=twins, containers=containers
+            s,
+            writer,
+            decoder,
+            geo=geo,
+            live=True,
+            twins=twins,
+            containers=containers,
+            processes=processes if probe is not None else None,
         )
         _log.info("capturing on %s; writing to %s", ", ".join(capture.interfaces), database)
         self._install_signals()
@@ -120,6 +130,8 @@ class Daemon:
                 conntrack.close()
             if inventory is not None:
                 inventory.close()
+            if probe is not None:
+                probe.close()
             if not writer.close():
                 _log.error("the database did not take everything before exit")
             _log.info("stopped: %s", self._status(pipeline, capture, writer))
@@ -153,6 +165,8 @@ class Daemon:
                 next_report = now + _REPORT
                 if pipeline.enricher.containers is not None:
                     pipeline.enricher.containers.forget(now)
+                if pipeline.enricher.processes is not None:
+                    pipeline.enricher.processes.forget(now)
                 _log.info("%s", self._status(pipeline, capture, None))
 
     @staticmethod
@@ -171,6 +185,18 @@ class Daemon:
         inventory.ready.wait(5.0)  # the running containers known before the first flow
         _log.info("containers from the Docker API at %s", socket_path)
         return inventory
+
+    @staticmethod
+    def _probe(processes: ProcessMap) -> ConnectProbe | None:
+        """The kernel's connect-time reports, into ``processes`` (None if it cannot load)."""
+        try:
+            probe = ConnectProbe()
+        except ProbeError as exc:
+            _log.warning("flows are not attributed to processes: %s", exc)
+            return None
+        probe.start(processes.add)
+        _log.info("processes from the kernel at connect time (eBPF)")
+        return probe
 
     def _conntrack(self) -> Conntrack | None:
         """The kernel's conntrack table, when NAT twins are to be recognised from it."""

@@ -2,61 +2,89 @@
 
 The flow table already carries what the client itself said (SNI, QUIC SNI, HTTP Host, JA4, ALPN);
 here a flow also gets the DNS name its client looked up for the remote address before the flow
-started, the remote end's country, city and AS, and the container at the local end. The table
+started, the remote end's country, city and AS, the container at the local end and the process
+that opened it. The table
 calls ``enrichment`` at a flow's first record and keeps the answer for its later ones.
 """
 
 from __future__ import annotations
 
+import functools
+import pwd
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from egresswatch.flows.record import NOT_ENRICHED, Direction, Enrichment
-
-_NO_PLACE = (None, None, None, None)
+from egresswatch.flows.record import Direction, Enrichment
 
 if TYPE_CHECKING:
     from egresswatch.attribution.containers import Container, ContainerMap
+    from egresswatch.attribution.processes import Process, ProcessMap
     from egresswatch.geo.resolver import GeoResolver
     from egresswatch.names.passive_dns import DnsAnswer, PassiveDns
 
 
 class Enricher:
-    """DNS names from the passive-DNS memory, places from the GeoIP databases."""
+    """DNS names from the passive-DNS memory, places from the GeoIP databases, containers from
+    Docker, processes from the kernel's connect-time reports."""
 
     def __init__(
         self,
         passive_dns: PassiveDns,
         geo: GeoResolver | None = None,
         containers: ContainerMap | None = None,
+        processes: ProcessMap | None = None,
     ) -> None:
         self.passive_dns = passive_dns
         self._geo = geo
         self.containers = containers
+        self.processes = processes
         self.counters: Counter[str] = Counter()
-        """flows_geolocated: flows whose remote end a GeoIP database placed."""
+        """flows_geolocated, flows_attributed_to_a_container, flows_attributed_to_a_process."""
 
     def learn(self, answers: list[DnsAnswer]) -> None:
         """DNS answers seen on the wire, in time order."""
         for answer in answers:
             self.passive_dns.add(answer)
 
-    def enrichment(self, direction: Direction, src: str, dst: str, first_seen: float) -> Enrichment:
-        """For a flow from ``src`` to ``dst``: the DNS name ``src`` looked up for ``dst`` and
-        the place of the remote end (the initiator of an ingress flow, else the responder)."""
+    def enrichment(
+        self,
+        direction: Direction,
+        src: str,
+        dst: str,
+        first_seen: float,
+        proto: int = 0,
+        sport: int = 0,
+        dport: int = 0,
+    ) -> Enrichment:
+        """For a flow from ``src:sport`` to ``dst:dport``: the DNS name ``src`` looked up for
+        ``dst``, the place of the remote end (the initiator of an ingress flow, else the
+        responder), the container at the local end and the process that opened it."""
         dns_name = self.passive_dns.name(src, dst, first_seen)
+        place: tuple[str | None, str | None, int | None, str | None] = (None, None, None, None)
+        if self._geo is not None and direction is not Direction.INTERNAL:
+            geo = self._geo.lookup(src if direction is Direction.INGRESS else dst)
+            if geo.country or geo.asn:
+                self.counters["flows_geolocated"] += 1
+            place = (geo.country, geo.city, geo.asn, geo.as_org)
         container = self._container(src, dst, first_seen)
-        if self._geo is None or direction is Direction.INTERNAL:
-            if container is None:
-                return Enrichment(dns_name) if dns_name else NOT_ENRICHED
-            return Enrichment(dns_name, *_NO_PLACE, container.id, container.name, container.image)
-        geo = self._geo.lookup(src if direction is Direction.INGRESS else dst)
-        if geo.country or geo.asn:
-            self.counters["flows_geolocated"] += 1
-        place = (geo.country, geo.city, geo.asn, geo.as_org)
-        if container is None:
-            return Enrichment(dns_name, *place)
-        return Enrichment(dns_name, *place, container.id, container.name, container.image)
+        process = self._process(proto, src, sport, dst, dport, first_seen)
+        return Enrichment(
+            dns_name,
+            *place,
+            *((container.id, container.name, container.image) if container else (None, None, None)),
+            *(
+                (
+                    process.pid,
+                    process.comm,
+                    process.exe,
+                    process.cmdline,
+                    None if container else _user_name(process.uid),
+                    process.uid,
+                )
+                if process
+                else (None,) * 6
+            ),
+        )
 
     def _container(self, src: str, dst: str, first_seen: float) -> Container | None:
         """The container at the initiator's end, else at the responder's."""
@@ -66,3 +94,22 @@ class Enricher:
         if container is not None:
             self.counters["flows_attributed_to_a_container"] += 1
         return container
+
+    def _process(
+        self, proto: int, src: str, sport: int, dst: str, dport: int, first_seen: float
+    ) -> Process | None:
+        """The process that opened the flow (initiators on this box only)."""
+        if self.processes is None or proto not in (6, 17):
+            return None
+        process = self.processes.owner(proto, src, sport, dst, dport, first_seen)
+        if process is not None:
+            self.counters["flows_attributed_to_a_process"] += 1
+        return process
+
+
+@functools.lru_cache(maxsize=1024)
+def _user_name(uid: int) -> str | None:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None

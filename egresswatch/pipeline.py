@@ -34,6 +34,7 @@ from egresswatch.names.sniffer import NOTHING, NameSniffer, Sniffed
 
 if TYPE_CHECKING:
     from egresswatch.attribution.containers import ContainerMap
+    from egresswatch.attribution.processes import ProcessMap
     from egresswatch.config import Settings
     from egresswatch.geo.resolver import GeoResolver
 
@@ -210,10 +211,11 @@ class Pipeline:
         live: bool = False,
         twins: NatTwins | None = None,
         containers: ContainerMap | None = None,
+        processes: ProcessMap | None = None,
     ) -> None:
         local = LocalNetworks([*settings.local_networks, *settings.extra_local_networks])
         passive_dns = PassiveDns(size=settings.names.dns_cache_size, grace=settings.names.dns_grace)
-        self.enricher = Enricher(passive_dns, geo, containers)
+        self.enricher = Enricher(passive_dns, geo, containers, processes)
         self.table = FlowTable(
             settings.flows, local, enrich=self.enricher.enrichment, report_closing=live
         )

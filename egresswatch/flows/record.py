@@ -53,6 +53,12 @@ class Enrichment(NamedTuple):
     container_id: str | None = None
     container_name: str | None = None
     image: str | None = None
+    pid: int | None = None
+    process: str | None = None
+    exe: str | None = None
+    cmdline: str | None = None
+    user: str | None = None
+    user_id: int | None = None
 
 
 NOT_ENRICHED = Enrichment()
@@ -131,6 +137,19 @@ class FlowRecord:
     """That container's name (``ollama``, ``dify-api-1``)."""
     image: str | None = None
     """The image the container was created from (``ollama/ollama:latest``)."""
+    pid: int | None = None
+    """Process id of the process that opened the flow (its initiator), reported by the kernel
+    at connect time; None when the flow was not opened on this box, or the probe is off."""
+    process: str | None = None
+    """That process's name as the kernel keeps it (``wget``, ``python3``; 15 characters)."""
+    exe: str | None = None
+    """Its executable's path (as seen inside its container); None if it exited too fast."""
+    cmdline: str | None = None
+    """Its command line, arguments separated by spaces; None if it exited too fast."""
+    user: str | None = None
+    """The user name of ``user_id`` on the host (None inside containers: their users differ)."""
+    user_id: int | None = None
+    """The process's user id (inside its container's user namespace, if any)."""
 
     @property
     def duration(self) -> float:

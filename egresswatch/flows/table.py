@@ -33,8 +33,9 @@ from egresswatch.flows.tcpstate import ACK, SYN, TcpState
 if TYPE_CHECKING:
     from egresswatch.config import FlowSettings
 
-Enrich = Callable[[Direction, str, str, float], Enrichment]
-"""(direction, initiator address, responder address, first seen) -> what enrichment adds."""
+Enrich = Callable[[Direction, str, str, float, int, int, int], Enrichment]
+"""(direction, initiator address, responder address, first seen, IP protocol, initiator port,
+responder port) -> what enrichment adds."""
 _NO_NAMES = ClientNames(None, "", 0.0)
 _MAX_SAID = 65_536
 
@@ -453,15 +454,17 @@ class FlowTable:
             direction = self._local.direction(flow.src, flow.dst)
             flow.named = (direction, address_text(flow.src), address_text(flow.dst))
             if self._enrich is not None:
-                flow.enrichment = self._enrich(direction, *flow.named[1:], flow.first_seen)
+                flow.enrichment = self._enrich(
+                    direction, *flow.named[1:], flow.first_seen, flow.proto, flow.sport, flow.dport
+                )
         direction, src_ip, dst_ip = flow.named
         state, history = _state_and_history(flow)
         names = flow.names or (self._said and self._claim_names(flow)) or _NO_NAMES
-        dns_name, country, city, asn, as_org, container_id, container_name, image = flow.enrichment
+        e = flow.enrichment
         # What the client said wins over what it looked up.
         server_name, source = names.server_name, names.source
-        if server_name is None and dns_name is not None:
-            server_name, source = dns_name, "dns"
+        if server_name is None and e.dns_name is not None:
+            server_name, source = e.dns_name, "dns"
         return FlowRecord(
             uid=flow.uid,
             first_seen=flow.first_seen,
@@ -483,16 +486,22 @@ class FlowTable:
             closed=closed,
             server_name=server_name,
             name_source=source if server_name else None,
-            dns_name=dns_name,
+            dns_name=e.dns_name,
             ja4=names.ja4,
             alpn=",".join(names.alpn) or None,
-            country=country,
-            city=city,
-            asn=asn,
-            as_org=as_org,
-            container_id=container_id,
-            container_name=container_name,
-            image=image,
+            country=e.country,
+            city=e.city,
+            asn=e.asn,
+            as_org=e.as_org,
+            container_id=e.container_id,
+            container_name=e.container_name,
+            image=e.image,
+            pid=e.pid,
+            process=e.process,
+            exe=e.exe,
+            cmdline=e.cmdline,
+            user=e.user,
+            user_id=e.user_id,
         )
 
 

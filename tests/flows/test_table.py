@@ -161,7 +161,7 @@ def test_uid_is_stable_for_the_same_flow() -> None:
 
 
 def _named_table(dns_name: str | None) -> FlowTable:
-    def enrich(direction: Direction, src: str, dst: str, first_seen: float) -> Enrichment:
+    def enrich(direction: Direction, src: str, dst: str, first_seen: float, *_: int) -> Enrichment:
         return Enrichment(dns_name, "CN", None, 4837, None)
 
     return FlowTable(FlowSettings(), LocalNetworks(["10.0.0.0/8"]), enrich=enrich)

@@ -1,0 +1,109 @@
+"""Which process opened a flow: the kernel's connect-time reports, matched to flows.
+
+The probe (``kernel.py``) reports each TCP connect with its 4-tuple, each unconnected UDP send
+with its 4-tuple, and each UDP connect with its destination only (its port is not chosen yet).
+A flow takes the latest report for its own local port and destination made before it started
+(a little clock slack allowed); a UDP flow with no such report takes the latest UDP connect to
+its destination from its own address's host or container, within a few seconds. No report, no
+process: never a guess from a later /proc lookup.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from egresswatch.attribution.kernel import Connect
+
+_SLACK = 0.5  # seconds: a report is stamped by another clock than the packets
+_UDP_CONNECT_WINDOW = 5.0  # seconds between a UDP connect and its first datagram, at most
+
+
+@dataclass(frozen=True, slots=True)
+class Process:
+    """What a flow's record says about the process that opened it."""
+
+    pid: int
+    comm: str
+    uid: int
+    exe: str | None
+    cmdline: str | None
+    cgroup: int
+
+
+class ProcessMap:
+    """Connect reports by (protocol, local port, destination, destination port). Thread-safe:
+    the probe's thread adds while the pipeline's looks up."""
+
+    def __init__(self, *, keep: float = 600.0, proc: Path = Path("/proc")) -> None:
+        self._keep = keep
+        self._proc = proc
+        self._by_key: dict[tuple[int, int, str, int], list[tuple[Connect, Process]]] = {}
+        self._order: deque[tuple[float, tuple[int, int, str, int]]] = deque()
+        self._lock = threading.Lock()
+        self.reports = 0
+
+    def add(self, c: Connect) -> None:
+        """A report from the probe (called in its thread: reads /proc while the process is
+        most likely still there, for the executable and command line)."""
+        process = Process(c.pid, c.comm, c.uid, *self._details(c.pid), c.cgroup)
+        key = (c.proto, c.sport, c.dst, c.dport)
+        with self._lock:
+            self._by_key.setdefault(key, []).append((c, process))
+            self._order.append((c.time, key))
+            self.reports += 1
+
+    def owner(
+        self, proto: int, src: str, sport: int, dst: str, dport: int, at: float
+    ) -> Process | None:
+        """The process that opened the flow from ``src:sport`` to ``dst:dport`` starting ``at``."""
+        with self._lock:
+            found = self._latest(self._by_key.get((proto, sport, dst, dport), ()), src, at, None)
+            if found is None and proto == 17:
+                found = self._latest(
+                    self._by_key.get((proto, 0, dst, dport), ()), src, at, _UDP_CONNECT_WINDOW
+                )
+        return found
+
+    def forget(self, now: float) -> None:
+        """Drop reports older than ``keep``."""
+        with self._lock:
+            while self._order and now - self._order[0][0] > self._keep:
+                ts, key = self._order.popleft()
+                reports = [r for r in self._by_key.get(key, ()) if r[0].time > ts]
+                if reports:
+                    self._by_key[key] = reports
+                else:
+                    self._by_key.pop(key, None)
+
+    @staticmethod
+    def _latest(
+        reports: Sequence[tuple[Connect, Process]], src: str, at: float, window: float | None
+    ) -> Process | None:
+        best: tuple[Connect, Process] | None = None
+        for report in reports:
+            c = report[0]
+            if c.time > at + _SLACK or (c.src is not None and c.src != src):
+                continue
+            if window is not None and at - c.time > window:
+                continue
+            if best is None or c.time > best[0].time:
+                best = report
+        return None if best is None else best[1]
+
+    def _details(self, pid: int) -> tuple[str | None, str | None]:
+        """Executable and command line, while the process is there."""
+        base = self._proc / str(pid)
+        try:
+            exe: str | None = str((base / "exe").readlink())
+        except OSError:
+            exe = None
+        try:
+            raw = (base / "cmdline").read_bytes()
+            cmdline = raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace") or None
+        except OSError:
+            cmdline = None
+        return exe, cmdline
