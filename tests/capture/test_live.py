@@ -22,17 +22,11 @@ from pathlib import Path
 import pytest
 
 from egresswatch.capture.interfaces import InterfaceFinder
+from tests.capture.netlab import Daemon, sh
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: namespaces, AF_PACKET")
 
 HOST_IP, NS_IP = "198.51.100.1", "198.51.100.2"  # documentation range, on the test's bridge only
-
-
-def sh(*args: str, check: bool = True) -> str:
-    done = subprocess.run(args, capture_output=True, text=True, check=False)
-    if check and done.returncode:
-        raise AssertionError(f"{' '.join(args)}: {done.stderr.strip()}")
-    return done.stdout
 
 
 @dataclass
@@ -68,43 +62,6 @@ def lab() -> Iterator[Lab]:
     finally:
         sh("ip", "netns", "del", lab.netns, check=False)
         sh("ip", "link", "del", lab.bridge, check=False)
-
-
-class Daemon:
-    """`egresswatch run` in a subprocess, with its log."""
-
-    def __init__(self, tmp: Path, *args: str) -> None:
-        self.db = tmp / "live.db"
-        self.log = tmp / "run.log"
-        self._out = self.log.open("w")
-        (tmp / "none.toml").write_text("[geoip]\npaths = []\n")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "egresswatch", "run", "--db", f"sqlite:///{self.db}",
-             "--config", str(tmp / "none.toml"), *args],
-            stdout=self._out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-
-    def wait_for(self, text: str, timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.log.read_text():
-                return
-            assert self.proc.poll() is None, self.log.read_text()
-            time.sleep(0.1)
-        raise AssertionError(f"no {text!r} in the log:\n{self.log.read_text()}")
-
-    def flows(self) -> list[dict[str, object]]:
-        if not self.db.exists():
-            return []
-        with sqlite3.connect(self.db) as conn:
-            conn.row_factory = sqlite3.Row
-            return [dict(r) for r in conn.execute("SELECT * FROM flows")]
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=30)
-        self._out.close()
-        return code
 
 
 def tcp_exchange(lab: Lab, port: int, upload: int, download: int) -> None:
