@@ -100,6 +100,14 @@ class CaptureSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    engine: Literal["ring", "tshark"] = "ring"
+    """How packets are captured. ``ring``: egresswatch's own TPACKET_V3 rings, every packet,
+    exact counts (egresswatch needs CAP_NET_RAW). ``tshark``: dumpcap and tshark (via pyshark)
+    capture only the packets that open, close or name a flow (SYN/FIN/RST, DNS, TLS ClientHello,
+    HTTP request, QUIC Initial), for boxes that grant capture privileges to dumpcap alone; byte
+    and packet counts are then not available (docs/running.md). With it, ``ring_blocks`` sizes
+    dumpcap's buffer (MiB) and ``block_timeout_ms`` is how long captured frames wait to be handed
+    on."""
     interfaces: list[str] = Field(default_factory=list)
     """Interfaces to capture on. Empty (the default): Docker's bridge networks and the
     interfaces holding a default route, found again every ``rediscover_interval``."""

@@ -24,8 +24,7 @@ from egresswatch.attribution.processes import ProcessMap
 from egresswatch.capture.conntrack import Conntrack
 from egresswatch.capture.frames import FrameBatch
 from egresswatch.capture.interfaces import InterfaceFinder
-from egresswatch.capture.live import LiveCapture
-from egresswatch.capture.ring import RingGeometry
+from egresswatch.capture.source import CaptureSource, capture_source
 from egresswatch.config import Settings
 from egresswatch.dockerapi import DockerApi
 from egresswatch.errors import CaptureError
@@ -77,12 +76,7 @@ class Daemon:
                 "no interface to capture on: no Docker bridge and no default route found "
                 "(name one with --interface)"
             )
-        capture = LiveCapture(
-            RingGeometry(
-                block_count=c.ring_blocks, block_timeout_ms=c.block_timeout_ms, snaplen=c.snaplen
-            ),
-            queue_batches=c.queue_batches,
-        )
+        capture = capture_source(c)
         capture.open(wanted)  # fails here, before anything else, without the capability
         database = Database(s.db)
         try:
@@ -92,7 +86,7 @@ class Daemon:
             database.close()
         return 0
 
-    def _run(self, capture: LiveCapture, database: Database) -> None:
+    def _run(self, capture: CaptureSource, database: Database) -> None:
         s = self._settings
         database.upgrade()
         writer = BackgroundWriter(database)
@@ -137,7 +131,7 @@ class Daemon:
             _log.info("stopped: %s", self._status(pipeline, capture, writer))
             geo.close()
 
-    def _loop(self, capture: LiveCapture, decoder: Decoder, pipeline: Pipeline) -> None:
+    def _loop(self, capture: CaptureSource, decoder: Decoder, pipeline: Pipeline) -> None:
         c = self._settings.capture
         now = time.time()
         next_tick, next_look, next_report = now + _TICK, now + c.rediscover_interval, now + _REPORT
@@ -170,7 +164,9 @@ class Daemon:
                 _log.info("%s", self._status(pipeline, capture, None))
 
     @staticmethod
-    def _add(batch: FrameBatch, capture: LiveCapture, decoder: Decoder, pipeline: Pipeline) -> None:
+    def _add(
+        batch: FrameBatch, capture: CaptureSource, decoder: Decoder, pipeline: Pipeline
+    ) -> None:
         for item in decoder.prepare([batch], capture.interface_name):
             pipeline.add(item)
 
@@ -235,7 +231,7 @@ class Daemon:
         signal.signal(signal.SIGHUP, hup)
 
     @staticmethod
-    def _status(pipeline: Pipeline, capture: LiveCapture, writer: BackgroundWriter | None) -> str:
+    def _status(pipeline: Pipeline, capture: CaptureSource, writer: BackgroundWriter | None) -> str:
         counters = pipeline.counters
         parts = [
             f"{pipeline.packets:,} packets",

@@ -25,6 +25,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="capture on this interface (repeatable); naming any turns discovery off",
     )
+    parser.add_argument(
+        "--engine",
+        choices=("ring", "tshark"),
+        help="how to capture (default: the config's capture.engine, else ring): tshark captures "
+        "only flow boundaries and naming packets through dumpcap, without byte counts",
+    )
     add_geoip_option(parser)
     parser.set_defaults(run=run)
 
@@ -33,10 +39,10 @@ def run(args: argparse.Namespace, load: Callable[[], Settings]) -> int:
     from egresswatch.config import load_settings  # noqa: PLC0415 - imported when needed
     from egresswatch.daemon import Daemon  # noqa: PLC0415 - imported when needed
 
-    settings = load()
+    settings = _with_engine(load(), args.engine)
 
     def reload() -> Settings:
-        fresh = load_settings(args.config)
+        fresh = _with_engine(load_settings(args.config), args.engine)
         return fresh.model_copy(update={"db": settings.db})  # the database never changes live
 
     daemon = Daemon(
@@ -46,3 +52,11 @@ def run(args: argparse.Namespace, load: Callable[[], Settings]) -> int:
         geo_paths=geoip_paths(args, settings),
     )
     return daemon.run()
+
+
+def _with_engine(settings: Settings, engine: str | None) -> Settings:
+    """``--engine`` over the config's ``capture.engine``."""
+    if engine is None:
+        return settings
+    capture = settings.capture.model_copy(update={"engine": engine})
+    return settings.model_copy(update={"capture": capture})

@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,14 +39,16 @@ class Lab:
 class Daemon:
     """`egresswatch run` in a subprocess, with its log."""
 
-    def __init__(self, tmp: Path, *args: str, config: str = "") -> None:
+    def __init__(self, tmp: Path, *args: str, prefix: Sequence[str] = (), config: str = "") -> None:
+        """``prefix`` runs it through another command (``ip netns exec NS``); ``config`` is
+        added to a config file that turns GeoIP off."""
         self.db = tmp / "live.db"
         self.log = tmp / "run.log"
         self.config = tmp / "none.toml"
         self._out = self.log.open("w")
         self.config.write_text("[geoip]\npaths = []\n" + config)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "egresswatch", "run", "--db", f"sqlite:///{self.db}",
+            [*prefix, sys.executable, "-m", "egresswatch", "run", "--db", f"sqlite:///{self.db}",
              "--config", str(self.config), *args],
             stdout=self._out, stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -60,11 +63,14 @@ class Daemon:
         raise AssertionError(f"no {text!r} in the log:\n{self.log.read_text()}")
 
     def flows(self) -> list[dict[str, object]]:
+        return self.rows("flows")
+
+    def rows(self, table: str) -> list[dict[str, object]]:
         if not self.db.exists():
             return []
         with sqlite3.connect(self.db) as conn:
             conn.row_factory = sqlite3.Row
-            return [dict(r) for r in conn.execute("SELECT * FROM flows")]
+            return [dict(r) for r in conn.execute(f"SELECT * FROM {table}")]
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
