@@ -19,7 +19,9 @@ for f in "$@"; do
 done
 
 need=()
-for p in python3 python3-venv; do
+# clang, libbpf-dev and bpftool build the eBPF probe that names each flow's process; libbpf1
+# loads it.
+for p in python3 python3-venv clang libbpf-dev libbpf1 bpftool; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if [ "${#need[@]}" -gt 0 ]; then
@@ -27,6 +29,8 @@ if [ "${#need[@]}" -gt 0 ]; then
     apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+(cd "$repo" && python3 -m egresswatch.attribution.build) ||
+    echo "quickstart: flows will not name their processes (see the line above)" >&2
 [ -x "$prefix/bin/python" ] || python3 -m venv "$prefix"
 "$prefix/bin/pip" install -q --disable-pip-version-check "$repo"
 ln -sf "$prefix/bin/egresswatch" /usr/local/bin/egresswatch

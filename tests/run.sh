@@ -11,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 packages=(python3 python3-venv python3-dev tshark tcpdump postgresql iproute2 libcap2-bin
-          docker.io busybox-static dnsmasq-base)
+          docker.io busybox-static dnsmasq-base clang libbpf-dev libbpf1 bpftool)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -26,6 +26,7 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
 
+.venv/bin/python -m egresswatch.attribution.build  # the eBPF probe, as the quickstart builds it
 echo "== ruff"; .venv/bin/ruff check .
 echo "== mypy"; .venv/bin/mypy
 echo "== pytest"; exec .venv/bin/pytest "$@"
