@@ -88,9 +88,7 @@ def test_short_lived_processes_on_the_host_and_in_containers_are_attributed(
     )
     for f in in_containers:
         uid = USER_ID if f["container_name"] == names[2] else None
-        right += f["process"] == "wget" and bool(f["pid"]) and (
-            uid is None or f["user_id"] == uid
-        )
+        right += f["process"] == "wget" and bool(f["pid"]) and (uid is None or f["user_id"] == uid)
     with_exe = sum(bool(f["exe"]) for f in flows)
     print(
         f"\ncontainer attribution: {named}/{len(in_containers)}; "
