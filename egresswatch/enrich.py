@@ -14,10 +14,11 @@ import pwd
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from egresswatch.attribution.containers import Container
 from egresswatch.flows.record import Direction, Enrichment
 
 if TYPE_CHECKING:
-    from egresswatch.attribution.containers import Container, ContainerMap
+    from egresswatch.attribution.containers import ContainerMap
     from egresswatch.attribution.processes import Process, ProcessMap
     from egresswatch.geo.resolver import GeoResolver
     from egresswatch.names.passive_dns import DnsAnswer, PassiveDns
@@ -66,31 +67,26 @@ class Enricher:
             if geo.country or geo.asn:
                 self.counters["flows_geolocated"] += 1
             place = (geo.country, geo.city, geo.asn, geo.as_org)
-        container = self._container(src, dst, first_seen)
         process = self._process(proto, src, sport, dst, dport, first_seen)
-        return Enrichment(
-            dns_name,
-            *place,
-            *((container.id, container.name, container.image) if container else (None, None, None)),
-            *(
-                (
-                    process.pid,
-                    process.comm,
-                    process.exe,
-                    process.cmdline,
-                    None if container else _user_name(process.uid),
-                    process.uid,
-                )
-                if process
-                else (None,) * 6
-            ),
-        )
+        container = self._container(src, dst, first_seen, process)
+        country, city, asn, as_org = place
+        container_id, container_name, image = _container_fields(container)
+        pid, comm, exe, cmdline, user, user_id = _process_fields(process, container)
+        return Enrichment(dns_name, country, city, asn, as_org, container_id, container_name,
+                          image, pid, comm, exe, cmdline, user, user_id)  # fmt: skip
 
-    def _container(self, src: str, dst: str, first_seen: float) -> Container | None:
-        """The container at the initiator's end, else at the responder's."""
-        if self.containers is None:
-            return None
-        container = self.containers.at(src, first_seen) or self.containers.at(dst, first_seen)
+    def _container(
+        self, src: str, dst: str, first_seen: float, process: Process | None
+    ) -> Container | None:
+        """The container at the initiator's end, else at the responder's; else the one the
+        opening process runs in (host network, or no Docker API: then only its id is known)."""
+        container = None
+        if self.containers is not None:
+            container = self.containers.at(src, first_seen) or self.containers.at(dst, first_seen)
+        if container is None and process is not None and process.container_id:
+            if self.containers is not None:
+                container = self.containers.by_id(process.container_id)
+            container = container or Container(id=process.container_id, name="", image="")
         if container is not None:
             self.counters["flows_attributed_to_a_container"] += 1
         return container
@@ -105,6 +101,22 @@ class Enricher:
         if process is not None:
             self.counters["flows_attributed_to_a_process"] += 1
         return process
+
+
+def _container_fields(c: Container | None) -> tuple[str | None, str | None, str | None]:
+    """container_id, container_name, image (a name or image Docker did not tell: None)."""
+    return (c.id, c.name or None, c.image or None) if c else (None, None, None)
+
+
+_ProcessFields = tuple[int | None, str | None, str | None, str | None, str | None, int | None]
+
+
+def _process_fields(p: Process | None, container: Container | None) -> _ProcessFields:
+    """pid, process, exe, cmdline, user, user_id (the user's name only outside containers:
+    a container's users are its own)."""
+    if p is None:
+        return None, None, None, None, None, None
+    return p.pid, p.comm, p.exe, p.cmdline, None if container else _user_name(p.uid), p.uid
 
 
 @functools.lru_cache(maxsize=1024)

@@ -47,6 +47,7 @@ class ContainerMap:
         self._keep = keep
         self._per_address = per_address
         self._by_address: dict[str, list[_Tenure]] = {}
+        self._by_id: dict[str, Container] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -56,6 +57,7 @@ class ContainerMap:
         """``container`` holds ``addresses`` from ``since`` on (until ``released``). An address
         it held before and no longer lists is released at ``since``."""
         with self._lock:
+            self._by_id[container.id] = container
             for address, tenures in self._by_address.items():
                 last = tenures[-1]
                 if last.container.id == container.id and address not in addresses:
@@ -90,6 +92,10 @@ class ContainerMap:
                     return tenure.container
         return None
 
+    def by_id(self, container_id: str) -> Container | None:
+        """A container Docker told of, by id (also one on the host's network)."""
+        return self._by_id.get(container_id)
+
     def forget(self, now: float) -> None:
         """Drop tenures that ended more than ``keep`` seconds before ``now``."""
         with self._lock:
@@ -99,3 +105,6 @@ class ContainerMap:
                     self._by_address[address] = kept
                 else:
                     del self._by_address[address]
+            if len(self._by_id) > 4 * len(self._by_address) + 1024:  # ids of long-gone ones
+                held = {t.container.id for ts in self._by_address.values() for t in ts}
+                self._by_id = {k: v for k, v in self._by_id.items() if k in held}

@@ -10,6 +10,7 @@ process: never a guess from a later /proc lookup.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from egresswatch.attribution.kernel import Connect
 
+_CONTAINER_ID = re.compile(r"[/-]([0-9a-f]{64})(?:\.scope)?$")
 _SLACK = 0.5  # seconds: a report is stamped by another clock than the packets
 _UDP_CONNECT_WINDOW = 5.0  # seconds between a UDP connect and its first datagram, at most
 
@@ -32,6 +34,10 @@ class Process:
     exe: str | None
     cmdline: str | None
     cgroup: int
+    container_id: str | None
+    """The container the process runs in, from its cgroup (``/docker/<id>``,
+    ``docker-<id>.scope``, ``libpod-<id>.scope``, ...): known without Docker's API, and for
+    containers on the host's network, whose addresses are the host's."""
 
 
 class ProcessMap:
@@ -44,12 +50,15 @@ class ProcessMap:
         self._by_key: dict[tuple[int, int, str, int], list[tuple[Connect, Process]]] = {}
         self._order: deque[tuple[float, tuple[int, int, str, int]]] = deque()
         self._lock = threading.Lock()
+        self._cgroups: dict[int, str | None] = {}
+        """cgroup id -> container id (None: not a container's); ids are never reused."""
         self.reports = 0
 
     def add(self, c: Connect) -> None:
         """A report from the probe (called in its thread: reads /proc while the process is
         most likely still there, for the executable and command line)."""
-        process = Process(c.pid, c.comm, c.uid, *self._details(c.pid), c.cgroup)
+        exe, cmdline = self._details(c.pid)
+        process = Process(c.pid, c.comm, c.uid, exe, cmdline, c.cgroup, self._container(c))
         key = (c.proto, c.sport, c.dst, c.dport)
         with self._lock:
             self._by_key.setdefault(key, []).append((c, process))
@@ -93,6 +102,19 @@ class ProcessMap:
             if best is None or c.time > best[0].time:
                 best = report
         return None if best is None else best[1]
+
+    def _container(self, c: Connect) -> str | None:
+        """The container id in the reporting process's cgroup path, if any."""
+        if c.cgroup in self._cgroups:
+            return self._cgroups[c.cgroup]
+        try:
+            text = (self._proc / str(c.pid) / "cgroup").read_text()
+        except OSError:
+            return None  # gone already: not cached, the next report may tell
+        path = next((line[3:] for line in text.splitlines() if line.startswith("0::")), "")
+        found = _CONTAINER_ID.search(path)
+        self._cgroups[c.cgroup] = found.group(1) if found else None
+        return self._cgroups[c.cgroup]
 
     def _details(self, pid: int) -> tuple[str | None, str | None]:
         """Executable and command line, while the process is there."""

@@ -97,3 +97,30 @@ def test_short_lived_processes_on_the_host_and_in_containers_are_attributed(
     )
     assert named == len(in_containers)
     assert right >= 0.99 * len(flows)
+
+
+def test_a_host_network_container_is_known_by_its_processes_cgroup(
+    image: str, server: str, tmp_path: Path
+) -> None:
+    """--network host: the container has the host's addresses, so only the process's cgroup
+    says which container opened the flow."""
+    name = "ewt-hostnet"
+    daemon = Daemon(tmp_path, "-i", "lo")
+    try:
+        daemon.wait_for("capturing on")
+        sh("docker", "rm", "-f", name, check=False)
+        cid = sh("docker", "run", "-d", "--name", name, "--network", "host", image, "sh", "-c",
+                 f"wget -q -O /dev/null {server}; sleep 60").strip()  # fmt: skip
+        sh("docker", "exec", name, "wget", "-q", "-O", "/dev/null", server)
+        sh("busybox", "wget", "-q", "-O", "/dev/null", server)  # the host's own, beside it
+    finally:
+        sh("docker", "rm", "-f", name, check=False)
+        assert daemon.stop() == 0, daemon.log.read_text()
+    flows = sorted(
+        (f for f in daemon.flows() if f["dst_port"] == PORT), key=lambda f: f["first_seen"]
+    )
+    assert [(f["container_id"], f["container_name"], f["process"]) for f in flows] == [
+        (cid, name, "wget"),
+        (cid, name, "wget"),
+        (None, None, "busybox"),
+    ]
