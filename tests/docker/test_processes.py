@@ -6,7 +6,9 @@ short-lived processes on the host, in containers (one as a non-root user) and th
 
 from __future__ import annotations
 
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,7 +20,6 @@ from tests.capture.netlab import Daemon, sh
 from tests.docker.conftest import USER_ID, route_is_local
 
 PORT = 18080
-HOST_RUNS, CONTAINER_RUNS, EXEC_RUNS = 100, 50, 10
 
 
 class _Quiet(BaseHTTPRequestHandler):
@@ -50,26 +51,46 @@ def probe_built() -> None:
     build()
 
 
+def workload(url: str, host: str, n: int, tool: str, busybox: str = "") -> str:
+    """A shell loop of ``n`` short-lived processes, each one HTTP exchange with the server
+    (``busybox``: "busybox " where the applets are not commands of their own, on the host)."""
+    one = {
+        "wget": f"{busybox}wget -q -O /dev/null {url}",
+        "nc": f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | {busybox}nc {host} {PORT} >/dev/null",
+        "python": f"python3 -c 'import urllib.request as u; u.urlopen(\"{url}\").read()'",
+    }[tool]
+    return f"for i in $(seq {n}); do {one} || exit 1; done"
+
+
 def test_short_lived_processes_on_the_host_and_in_containers_are_attributed(
-    image: str, server: str, tmp_path: Path
+    image: str, server: str, resolver: str, tmp_path: Path
 ) -> None:
-    loop = "for i in $(seq {n}); do wget -q -O /dev/null {url} || exit 1; done"
-    daemon = Daemon(tmp_path, "-i", "lo", "-i", "docker0")
+    """The workload of the attribution issue: 150 short-lived host processes (wget, nc,
+    python), 150 in three containers (one as a non-root user), 30 `docker exec` processes and
+    two long-lived connections (written first as interim records, active_timeout 1 s)."""
     names = [f"ewt-proc-{i}" for i in range(3)]
+    daemon = Daemon(tmp_path, "-i", "lo", "-i", "docker0", config="[flows]\nactive_timeout = 1.0\n")
     try:
         daemon.wait_for("capturing on")
         assert "processes from the kernel at connect time" in daemon.log.read_text()
-        sh("sh", "-c", loop.format(n=HOST_RUNS, url=server).replace("wget", "busybox wget"))
+        hold = f"sleep 3 | busybox nc {resolver} {PORT}"
+        held = subprocess.Popen(["sh", "-c", hold])
+        for tool in ("wget", "nc", "python"):
+            sh("sh", "-c", workload(server, resolver, 50, tool, busybox="busybox "))
         for i, name in enumerate(names):
             user = ["--user", str(USER_ID)] if i == 2 else []
             sh("docker", "rm", "-f", name, check=False)
+            loops = (
+                f"{workload(server, resolver, 25, 'wget')}; {workload(server, resolver, 25, 'nc')}"
+            )
             sh("docker", "run", "-d", "--name", name, *user, image, "sh", "-c",
-               f"{loop.format(n=CONTAINER_RUNS, url=server)}; sleep 60")  # fmt: skip
-        for name in names:  # each container's loop is done once its wget count is reached
-            sh("docker", "exec", name, "sh", "-c", loop.format(n=EXEC_RUNS // 2, url=server))
-        for name in names:
-            sh("docker", "exec", "--user", str(USER_ID), name, "wget", "-q", "-O", "/dev/null",
-               server)  # fmt: skip
+               f"{loops}; sleep 60")  # fmt: skip
+        sh("docker", "exec", "-d", names[0], "sh", "-c", hold.replace("busybox ", ""))
+        for _ in range(10):
+            for name in names:
+                sh("docker", "exec", name, "wget", "-q", "-O", "/dev/null", server)
+        held.wait(timeout=30)
+        time.sleep(3.5)  # the containers' long-lived connection ends too
     finally:
         for name in names:
             sh("docker", "rm", "-f", name, check=False)
@@ -78,17 +99,18 @@ def test_short_lived_processes_on_the_host_and_in_containers_are_attributed(
     flows = [f for f in daemon.flows() if f["dst_port"] == PORT]
     in_containers = [f for f in flows if f["interface"] == "docker0"]
     on_host = [f for f in flows if f["interface"] == "lo"]
-    expected_containers = 3 * (CONTAINER_RUNS + EXEC_RUNS // 2 + 1)
-    assert len(on_host) == HOST_RUNS and len(in_containers) == expected_containers
+    assert len(on_host) == 150 + 1 and len(in_containers) == 150 + 30 + 1
+    long_lived = [f for f in flows if f["last_seen"] - f["first_seen"] > 2.5]
+    assert len(long_lived) == 2
 
     named = sum(f["container_name"] in names for f in in_containers)
     right = sum(
-        f["process"] == "busybox" and f["pid"] and f["user_id"] == 0 and f["user"] == "root"
-        for f in on_host  # run as `busybox wget`: the kernel's name for it is busybox
+        f["process"] in ("busybox", "python3") and bool(f["pid"]) and f["user_id"] == 0
+        for f in on_host  # `busybox wget` is named busybox by the kernel
     )
     for f in in_containers:
-        uid = USER_ID if f["container_name"] == names[2] else None
-        right += f["process"] == "wget" and bool(f["pid"]) and (uid is None or f["user_id"] == uid)
+        uid = USER_ID if f["container_name"] == names[2] else 0
+        right += f["process"] in ("wget", "nc") and bool(f["pid"]) and f["user_id"] == uid
     with_exe = sum(bool(f["exe"]) for f in flows)
     print(
         f"\ncontainer attribution: {named}/{len(in_containers)}; "
