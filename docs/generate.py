@@ -117,6 +117,7 @@ def configuration_page() -> str:
         ("`[names]`", "NameSettings", "names."),
         ("`[geoip]`", "GeoSettings", "geoip."),
         ("`[capture]`", "CaptureSettings", "capture."),
+        ("`[attribution]`", "AttributionSettings", "attribution."),
     ):
         lines += [f"## {title}", "", "| key | type | default | meaning |", "|---|---|---|---|"]
         for name, kind, default, doc in field_docs(config, cls):

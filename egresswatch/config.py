@@ -136,6 +136,18 @@ class CaptureSettings(BaseModel):
     time; ``ports``: by destination, ports and time only; ``off``: both are written."""
 
 
+class AttributionSettings(BaseModel):
+    """How `egresswatch run` finds the container and process behind each flow."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    probe: bool = True
+    """Load the eBPF probe that reports every connection's process at connect time (needs a
+    kernel with BTF, libbpf and CAP_BPF + CAP_NET_ADMIN). False, or when it cannot load:
+    processes are looked up through sock_diag and /proc as flows start, which misses
+    short-lived processes and those in containers with a network of their own."""
+
+
 class Settings(BaseSettings):
     """Everything egresswatch can be configured with."""
 
@@ -156,6 +168,7 @@ class Settings(BaseSettings):
     names: NameSettings = Field(default_factory=NameSettings)
     geoip: GeoSettings = Field(default_factory=GeoSettings)
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
+    attribution: AttributionSettings = Field(default_factory=AttributionSettings)
 
     @field_validator("local_networks", "extra_local_networks")
     @classmethod

@@ -21,6 +21,7 @@ from egresswatch.attribution.containers import ContainerMap
 from egresswatch.attribution.docker import DockerInventory
 from egresswatch.attribution.kernel import ConnectProbe, ProbeError
 from egresswatch.attribution.processes import ProcessMap
+from egresswatch.attribution.sockets import SocketOwners
 from egresswatch.capture.conntrack import Conntrack
 from egresswatch.capture.frames import FrameBatch
 from egresswatch.capture.interfaces import InterfaceFinder
@@ -29,6 +30,7 @@ from egresswatch.config import Settings
 from egresswatch.dockerapi import DockerApi
 from egresswatch.errors import CaptureError
 from egresswatch.flows.nat import NatTwins
+from egresswatch.flows.table import OnStart
 from egresswatch.geo.resolver import GeoResolver
 from egresswatch.pipeline import Decoder, Pipeline
 from egresswatch.store import Database
@@ -56,6 +58,8 @@ class Daemon:
         self._geo_paths = list(geo_paths)
         self._stop = threading.Event()
         self._hup = threading.Event()
+        self._processes = "off"
+        """Where flows' processes come from: "from eBPF", "from sock_diag" or "off"."""
         self._finder = InterfaceFinder(docker_socket=settings.capture.docker_socket)
 
     def wanted(self) -> dict[str, bool]:
@@ -100,7 +104,9 @@ class Daemon:
             _log.info("NAT'd container flows are matched %s to their uplink sightings", how)
         containers, processes = ContainerMap(), ProcessMap()
         inventory = self._docker(containers)
-        probe = self._probe(processes)
+        probe = self._probe(processes) if s.attribution.probe else None
+        fallback = None if probe is not None else self._socket_owners()
+        self._processes = "from eBPF" if probe else "from sock_diag" if fallback else "off"
         pipeline = Pipeline(
             s,
             writer,
@@ -109,7 +115,8 @@ class Daemon:
             live=True,
             twins=twins,
             containers=containers,
-            processes=processes if probe is not None else None,
+            processes=processes if probe is not None or fallback is not None else None,
+            on_flow_start=None if fallback is None else self._looked_up(fallback, processes),
         )
         _log.info("capturing on %s; writing to %s", ", ".join(capture.interfaces), database)
         self._install_signals()
@@ -126,6 +133,8 @@ class Daemon:
                 inventory.close()
             if probe is not None:
                 probe.close()
+            if fallback is not None:
+                fallback.close()
             if not writer.close():
                 _log.error("the database did not take everything before exit")
             _log.info("stopped: %s", self._status(pipeline, capture, writer))
@@ -188,11 +197,33 @@ class Daemon:
         try:
             probe = ConnectProbe()
         except ProbeError as exc:
-            _log.warning("flows are not attributed to processes: %s", exc)
+            _log.warning("eBPF probe not loaded: %s", exc)
             return None
         probe.start(processes.add)
         _log.info("processes from the kernel at connect time (eBPF)")
         return probe
+
+    @staticmethod
+    def _socket_owners() -> SocketOwners | None:
+        try:
+            owners = SocketOwners()
+        except OSError as exc:
+            _log.warning("flows are not attributed to processes at all: sock_diag: %s", exc)
+            return None
+        _log.warning(
+            "processes from /proc and sock_diag as flows start, instead: short-lived processes "
+            "and processes in containers with a network of their own are missed"
+        )
+        return owners
+
+    @staticmethod
+    def _looked_up(owners: SocketOwners, processes: ProcessMap) -> OnStart:
+        def on_start(proto: int, src: str, sport: int, dst: str, dport: int, ts: float) -> None:
+            report = owners.lookup(proto, src, sport, dst, dport, ts)
+            if report is not None:
+                processes.add(report)
+
+        return on_start
 
     def _conntrack(self) -> Conntrack | None:
         """The kernel's conntrack table, when NAT twins are to be recognised from it."""
@@ -230,13 +261,15 @@ class Daemon:
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, hup)
 
-    @staticmethod
-    def _status(pipeline: Pipeline, capture: CaptureSource, writer: BackgroundWriter | None) -> str:
+    def _status(
+        self, pipeline: Pipeline, capture: CaptureSource, writer: BackgroundWriter | None
+    ) -> str:
         counters = pipeline.counters
         parts = [
             f"{pipeline.packets:,} packets",
             f"{pipeline.flows_written:,} flow records",
             f"{len(pipeline.table):,} flows open",
+            f"processes {self._processes}: {counters['flows_attributed_to_a_process']:,} flows",
         ]
         for name, (seen, drops) in sorted(capture.stats().items()):
             parts.append(f"{name}: kernel {seen:,} packets, {drops:,} dropped")

@@ -28,7 +28,7 @@ from egresswatch.flows.grouping import Grouping, group_batch
 from egresswatch.flows.localnet import LocalNetworks
 from egresswatch.flows.nat import NatTwins
 from egresswatch.flows.record import FlowRecord
-from egresswatch.flows.table import FlowTable
+from egresswatch.flows.table import FlowTable, OnStart
 from egresswatch.names.passive_dns import DnsAnswer, PassiveDns
 from egresswatch.names.sniffer import NOTHING, NameSniffer, Sniffed
 
@@ -212,12 +212,17 @@ class Pipeline:
         twins: NatTwins | None = None,
         containers: ContainerMap | None = None,
         processes: ProcessMap | None = None,
+        on_flow_start: OnStart | None = None,
     ) -> None:
         local = LocalNetworks([*settings.local_networks, *settings.extra_local_networks])
         passive_dns = PassiveDns(size=settings.names.dns_cache_size, grace=settings.names.dns_grace)
         self.enricher = Enricher(passive_dns, geo, containers, processes)
         self.table = FlowTable(
-            settings.flows, local, enrich=self.enricher.enrichment, report_closing=live
+            settings.flows,
+            local,
+            enrich=self.enricher.enrichment,
+            report_closing=live,
+            on_start=on_flow_start,
         )
         self.named: Counter[str] = Counter()
         """Ended flows by name_source (none: no name)."""

@@ -39,6 +39,9 @@ responder port) -> what enrichment adds."""
 _NO_NAMES = ClientNames(None, "", 0.0)
 _MAX_SAID = 65_536
 
+OnStart = Callable[[int, str, int, str, int, float], None]
+"""(IP protocol, initiator address, port, responder address, port, time): a flow started."""
+
 DNS_PORTS = frozenset({53, 137, 5353, 5355})
 """UDP ports of DNS and its multicast cousins (NetBIOS-NS, mDNS, LLMNR)."""
 
@@ -103,6 +106,7 @@ class FlowTable:
         *,
         enrich: Enrich | None = None,
         report_closing: bool = False,
+        on_start: OnStart | None = None,
     ) -> None:
         self._settings = settings
         self._report_closing = report_closing
@@ -110,6 +114,7 @@ class FlowTable:
         at the next sweep, rather than only once its close_grace has run out."""
         self._local = local
         self._enrich = enrich
+        self._on_start = on_start
         self._flows: dict[FlowKey, Flow] = {}  # by initiator-side key, oldest first
         self._index: dict[FlowKey, tuple[Flow, bool]] = {}  # both orientations -> (flow, is_orig)
         self._ready: list[FlowRecord] = []
@@ -439,6 +444,8 @@ class FlowTable:
         self._index[key] = (flow, True)
         self._index[(key[2], key[3], key[0], key[1], proto)] = (flow, False)
         self.counters["flows_created"] += 1
+        if self._on_start is not None and proto in (TCP, UDP):
+            self._on_start(proto, address_text(key[0]), key[1], address_text(key[2]), key[3], ts)
         return flow
 
     def _end(self, flow: Flow) -> None:

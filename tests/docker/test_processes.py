@@ -146,3 +146,20 @@ def test_a_host_network_container_is_known_by_its_processes_cgroup(
         (cid, name, "wget"),
         (None, None, "busybox"),
     ]
+
+
+def test_without_the_probe_open_sockets_are_found_through_sock_diag(
+    server: str, resolver: str, tmp_path: Path
+) -> None:
+    """The fallback, and what it cannot do: a connection still open when its flow is seen is
+    attributed; the log says that short-lived ones are missed."""
+    daemon = Daemon(tmp_path, "-i", "lo", config="[attribution]\nprobe = false\n")
+    try:
+        daemon.wait_for("capturing on")
+        assert "sock_diag as flows start, instead" in daemon.log.read_text()
+        sh("sh", "-c", f"sleep 2 | busybox nc {resolver} {PORT}")
+    finally:
+        assert daemon.stop() == 0, daemon.log.read_text()
+    [flow] = [f for f in daemon.flows() if f["dst_port"] == PORT]
+    assert (flow["process"], flow["user_id"], flow["user"]) == ("busybox", 0, "root")
+    assert flow["exe"] and flow["exe"].endswith("busybox")
