@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install egresswatch on this box with the embedded defaults and run it:
 #   /opt/egresswatch (virtualenv), /etc/egresswatch/egresswatch.toml (default config, kept if present),
+#   /etc/egresswatch/policy.yaml (the default policy, kept if present),
 #   /var/lib/egresswatch/egresswatch.db (SQLite, migrated to the newest schema).
 # Capture files given as arguments are replayed into the database and the newest flows shown;
 # without any, it runs the daemon in the foreground (`egresswatch run`: live capture on the Docker
@@ -37,6 +38,8 @@ ln -sf "$prefix/bin/egresswatch" /usr/local/bin/egresswatch
 
 install -d -m 0755 /etc/egresswatch
 [ -e /etc/egresswatch/egresswatch.toml ] || install -m 0644 "$repo/deploy/egresswatch.toml" /etc/egresswatch/egresswatch.toml
+[ -e /etc/egresswatch/policy.yaml ] || install -m 0644 "$repo/egresswatch/policy/default.yaml" /etc/egresswatch/policy.yaml
+egresswatch policy check
 install -d -m 0750 /var/lib/egresswatch
 
 egresswatch db upgrade

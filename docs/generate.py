@@ -118,6 +118,7 @@ def configuration_page() -> str:
         ("`[geoip]`", "GeoSettings", "geoip."),
         ("`[capture]`", "CaptureSettings", "capture."),
         ("`[attribution]`", "AttributionSettings", "attribution."),
+        ("`[policy]`", "PolicySettings", "policy."),
     ):
         lines += [f"## {title}", "", "| key | type | default | meaning |", "|---|---|---|---|"]
         for name, kind, default, doc in field_docs(config, cls):

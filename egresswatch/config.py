@@ -148,6 +148,17 @@ class AttributionSettings(BaseModel):
     short-lived processes and those in containers with a network of their own."""
 
 
+class PolicySettings(BaseModel):
+    """Where the policy is (what may talk out; alerts for what breaks it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path = Path("/etc/egresswatch/policy.yaml")
+    """The policy file (docs/policy.md). Missing: the built-in default policy, which alerts
+    on any connection out of a container labelled ``egresswatch.policy=offline`` and on
+    uploads over 50 MB in one flow."""
+
+
 class Settings(BaseSettings):
     """Everything egresswatch can be configured with."""
 
@@ -169,6 +180,7 @@ class Settings(BaseSettings):
     geoip: GeoSettings = Field(default_factory=GeoSettings)
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
     attribution: AttributionSettings = Field(default_factory=AttributionSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
 
     @field_validator("local_networks", "extra_local_networks")
     @classmethod

@@ -28,11 +28,13 @@ from egresswatch.capture.interfaces import InterfaceFinder
 from egresswatch.capture.source import CaptureSource, capture_source
 from egresswatch.config import Settings
 from egresswatch.dockerapi import DockerApi
-from egresswatch.errors import CaptureError
+from egresswatch.errors import CaptureError, ConfigError
 from egresswatch.flows.nat import NatTwins
 from egresswatch.flows.table import OnStart
 from egresswatch.geo.resolver import GeoResolver
 from egresswatch.pipeline import Decoder, Pipeline
+from egresswatch.policy.judge import PolicyJudge
+from egresswatch.policy.load import policy_in_force
 from egresswatch.store import Database
 from egresswatch.store.background import BackgroundWriter
 
@@ -59,6 +61,8 @@ class Daemon:
         self._stop = threading.Event()
         self._hup = threading.Event()
         self._processes = "off"
+        self._policy_file: tuple[Path, float] = (Path(), 0.0)
+        """The policy file in force and its modification time (a change reloads it)."""
         """Where flows' processes come from: "from eBPF", "from sock_diag" or "off"."""
         self._finder = InterfaceFinder(docker_socket=settings.capture.docker_socket)
 
@@ -106,6 +110,7 @@ class Daemon:
         inventory = self._docker(containers)
         probe = self._probe(processes) if s.attribution.probe else None
         fallback = None if probe is not None else self._socket_owners()
+        judge = self._judge(containers)
         self._processes = "from eBPF" if probe else "from sock_diag" if fallback else "off"
         pipeline = Pipeline(
             s,
@@ -117,6 +122,7 @@ class Daemon:
             containers=containers,
             processes=processes if probe is not None or fallback is not None else None,
             on_flow_start=None if fallback is None else self._looked_up(fallback, processes),
+            judge=judge,
         )
         _log.info("capturing on %s; writing to %s", ", ".join(capture.interfaces), database)
         self._install_signals()
@@ -160,10 +166,15 @@ class Daemon:
             if self._hup.is_set():
                 self._hup.clear()
                 self._apply_reload()
+                if pipeline.judge is not None:
+                    self._reload_policy(pipeline.judge, "SIGHUP")
                 next_look = now
             if now >= next_look:
                 next_look = now + c.rediscover_interval
                 capture.watch(self.wanted())
+                path, mtime = self._policy_file
+                if pipeline.judge is not None and _mtime(path) != mtime:
+                    self._reload_policy(pipeline.judge, f"{path} changed")
             if now >= next_report:
                 next_report = now + _REPORT
                 if pipeline.enricher.containers is not None:
@@ -202,6 +213,29 @@ class Daemon:
         probe.start(processes.add)
         _log.info("processes from the kernel at connect time (eBPF)")
         return probe
+
+    def _judge(self, containers: ContainerMap) -> PolicyJudge:
+        """The policy (a broken file fails the start: ConfigError names the line)."""
+        policy, path = policy_in_force(self._settings.policy.path)
+        self._policy_file = (path, _mtime(path))
+        _log.info("policy %s: %d scopes", path, len(policy.scopes))
+
+        def labels(container_id: str) -> dict[str, str]:
+            container = containers.by_id(container_id)
+            return container.labels if container else {}
+
+        return PolicyJudge(policy, labels)
+
+    def _reload_policy(self, judge: PolicyJudge, why: str) -> None:
+        """A new policy for the same judge: flows judged already are not judged again."""
+        try:
+            policy, path = policy_in_force(self._settings.policy.path)
+        except ConfigError as exc:
+            _log.error("%s: policy not reloaded, the old one stays:\n%s", why, exc)
+        else:
+            judge.policy = policy
+            _log.info("%s: policy %s reloaded: %d scopes", why, path, len(policy.scopes))
+        self._policy_file = (self._policy_file[0], _mtime(self._policy_file[0]))
 
     @staticmethod
     def _socket_owners() -> SocketOwners | None:
@@ -283,3 +317,10 @@ class Daemon:
         if skipped:
             parts.append(f"{skipped:,} packets not decoded")
         return "; ".join(parts)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from egresswatch.attribution.processes import ProcessMap
     from egresswatch.config import Settings
     from egresswatch.geo.resolver import GeoResolver
+    from egresswatch.policy.alert import Alert
+    from egresswatch.policy.judge import PolicyJudge
 
 
 class Sink(Protocol):
@@ -45,6 +47,8 @@ class Sink(Protocol):
     def write_flows(self, records: Sequence[FlowRecord]) -> None: ...
 
     def write_dns(self, answers: Sequence[DnsAnswer]) -> None: ...
+
+    def write_alerts(self, alerts: Sequence[Alert], window: float) -> None: ...
 
 
 _QUEUE_DEPTH = 24  # decoded batches in flight (~2 MB each): the worker runs ahead at start
@@ -213,6 +217,7 @@ class Pipeline:
         containers: ContainerMap | None = None,
         processes: ProcessMap | None = None,
         on_flow_start: OnStart | None = None,
+        judge: PolicyJudge | None = None,
     ) -> None:
         local = LocalNetworks([*settings.local_networks, *settings.extra_local_networks])
         passive_dns = PassiveDns(size=settings.names.dns_cache_size, grace=settings.names.dns_grace)
@@ -234,11 +239,14 @@ class Pipeline:
         self._sweep_interval = sweep_interval
         """Seconds of packet time between looks for ended flows (live: 1 s, so finished flows
         reach the database promptly; replay: longer, nobody is waiting)."""
+        self.judge = judge
+        """Live, with a policy: flows judged as they are written; alerts to the sink."""
         self.twins = twins
         """Live, with bridges captured: drops the uplink sightings of NAT'd container flows."""
         self._pending: list[FlowRecord] = []
         self._answers: list[DnsAnswer] = []
         self.answers_written = 0
+        self.alerts_raised = 0
         self._next_sweep = -math.inf
 
     def feed(
@@ -286,6 +294,7 @@ class Pipeline:
             packets=self.packets,
             flows_written=self.flows_written,
             dns_answers_written=self.answers_written,
+            alerts_raised=self.alerts_raised,
         )
         total.update(self.table.counters)
         total.update(self.enricher.counters)
@@ -311,6 +320,11 @@ class Pipeline:
         batch, self._pending = self._pending, []
         if self.twins is not None:
             batch = self.twins.settle(batch, now, final=now == math.inf)
+        if batch and self.judge is not None:
+            alerts = self.judge.judge(batch)
+            if alerts:
+                self._sink.write_alerts(alerts, self.judge.policy.suppression_window)
+                self.alerts_raised += len(alerts)
         if batch:
             self.named.update(r.name_source or "none" for r in batch if r.closed)
             self._sink.write_flows(batch)

@@ -116,3 +116,26 @@ def _table(
         out.write("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
         out.write("\n")
     return len(lines)
+
+
+_ALERT_COLUMNS = ("LAST (UTC)", "SEVERITY", "COUNT", "RULE", "SUMMARY", "UID")
+
+
+def alert_json(row: dict[str, Any]) -> str:
+    out = {**row, "time": rfc3339(row["time"]), "last_time": rfc3339(row["last_time"])}
+    return json.dumps(out, separators=(",", ":"))
+
+
+def alert_table(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
+    lines = [
+        (
+            rfc3339(r["last_time"])[:19].replace("T", " "),
+            r["severity"],
+            str(r["count"]),
+            r["rule"],
+            r["summary"],
+            r["uid"],
+        )
+        for r in rows
+    ]
+    return _table(_ALERT_COLUMNS, lines, out, "no alerts")

@@ -4,6 +4,6 @@ Only this package touches SQLAlchemy; rows never leave it (callers get records a
 """
 
 from egresswatch.store.database import Database
-from egresswatch.store.queries import DnsFilter, FlowFilter
+from egresswatch.store.queries import AlertFilter, DnsFilter, FlowFilter
 
-__all__ = ["Database", "DnsFilter", "FlowFilter"]
+__all__ = ["AlertFilter", "Database", "DnsFilter", "FlowFilter"]

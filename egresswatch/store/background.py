@@ -2,27 +2,31 @@
 
 A slow or unreachable database fills a bounded queue; the writer keeps retrying the batch in hand
 (oldest first, nothing reordered), and once the queue is full new batches are dropped and counted:
-memory stays bounded however long the outage lasts.
+memory stays bounded however long the outage lasts. Alerts are the exception: they wait in a
+queue of their own, unbounded (they are few), and are written before the flows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from egresswatch.errors import StoreError
 from egresswatch.flows.record import FlowRecord
 from egresswatch.names.passive_dns import DnsAnswer
 from egresswatch.pipeline import Sink
+from egresswatch.policy.alert import Alert
 
 _log = logging.getLogger(__name__)
 
 _Item = tuple[Literal["flows"], Sequence[FlowRecord]] | tuple[Literal["dns"], Sequence[DnsAnswer]]
+_WAKE: _Item = ("dns", ())  # an empty batch: wakes the writer for alerts waiting
 
 
 class BackgroundWriter:
@@ -31,6 +35,8 @@ class BackgroundWriter:
     def __init__(self, sink: Sink, *, max_batches: int = 1024, retry_after: float = 2.0) -> None:
         self._sink = sink
         self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=max_batches)
+        self._alerts: queue.Queue[tuple[Sequence[Alert], float]] = queue.Queue()
+        """Never bounded, never dropped: alerts are few (repeats are counted, not queued)."""
         self._retry_after = retry_after
         self.dropped: Counter[str] = Counter()
         """Records (flows, dns) dropped because the queue was full."""
@@ -44,6 +50,11 @@ class BackgroundWriter:
 
     def write_dns(self, answers: Sequence[DnsAnswer]) -> None:
         self._put(("dns", answers), len(answers))
+
+    def write_alerts(self, alerts: Sequence[Alert], window: float) -> None:
+        self._alerts.put((alerts, window))
+        with contextlib.suppress(queue.Full):  # a full queue wakes the writer soon anyway
+            self._queue.put_nowait(_WAKE)
 
     def _put(self, item: _Item, size: int) -> None:
         try:
@@ -66,17 +77,28 @@ class BackgroundWriter:
     def _run(self) -> None:
         while True:
             item = self._queue.get()
+            while not self._alerts.empty():  # before the flows: the owner waits for these
+                self._write_alerts(*self._alerts.get_nowait())
             if item is None:
                 return
-            self._write(item)
+            if item[1]:
+                self._write(item)
+
+    def _write_alerts(self, alerts: Sequence[Alert], window: float) -> None:
+        self._retrying(lambda: self._sink.write_alerts(alerts, window))
 
     def _write(self, item: _Item) -> None:
+        if item[0] == "flows":
+            records: Sequence[FlowRecord] = item[1]
+            self._retrying(lambda: self._sink.write_flows(records))
+        else:
+            answers: Sequence[DnsAnswer] = item[1]
+            self._retrying(lambda: self._sink.write_dns(answers))
+
+    def _retrying(self, write: Callable[[], None]) -> None:
         while True:
             try:
-                if item[0] == "flows":
-                    self._sink.write_flows(item[1])
-                else:
-                    self._sink.write_dns(item[1])
+                write()
             except StoreError as exc:
                 if not self.failing:
                     _log.error("%s; retrying every %.0f s", exc, self._retry_after)

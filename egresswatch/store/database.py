@@ -13,9 +13,17 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from egresswatch.errors import StoreError
 from egresswatch.flows.record import FlowRecord
 from egresswatch.names.passive_dns import DnsAnswer
+from egresswatch.policy.alert import Alert
 from egresswatch.store import migrate
-from egresswatch.store.queries import DnsFilter, FlowFilter, select_dns, select_flows
-from egresswatch.store.writer import insert_dns, upsert_flows
+from egresswatch.store.queries import (
+    AlertFilter,
+    DnsFilter,
+    FlowFilter,
+    select_alerts,
+    select_dns,
+    select_flows,
+)
+from egresswatch.store.writer import insert_dns, upsert_flows, write_alerts
 
 T = TypeVar("T")
 F = TypeVar("F")
@@ -43,6 +51,15 @@ class Database:
     def write_dns(self, answers: Sequence[DnsAnswer]) -> None:
         """Store a batch of DNS answers in one transaction (each uid once)."""
         self._write(insert_dns, answers, "DNS answers")
+
+    def write_alerts(self, alerts: Sequence[Alert], window: float) -> None:
+        """Store alerts (repeats within ``window`` seconds add to a count) in one transaction."""
+        if alerts:
+            self._write(lambda conn, items: write_alerts(conn, items, window), alerts, "alerts")
+
+    def alerts(self, flt: AlertFilter) -> Iterator[dict[str, Any]]:
+        """Alerts matching ``flt``, newest first."""
+        return self._read(select_alerts, flt, "alerts")
 
     def flows(self, flt: FlowFilter) -> Iterator[dict[str, Any]]:
         """Flows matching ``flt``, newest activity first, as plain dicts of the record fields."""

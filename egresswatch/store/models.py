@@ -105,3 +105,28 @@ class DnsAddressRow(Base):
         Index("ix_dns_addresses_address", "address"),
         Index("ix_dns_addresses_dns_uid_address", "dns_uid", "address", unique=True),
     )
+
+
+class AlertRow(Base):
+    """One alert; repeats within the suppression window raise ``count`` and ``last_time``."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    uid: Mapped[str] = mapped_column(String(32), unique=True)
+    time: Mapped[float] = mapped_column(Float(precision=53))
+    last_time: Mapped[float] = mapped_column(Float(precision=53))
+    rule: Mapped[str] = mapped_column(String(255))
+    severity: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[str] = mapped_column(Text)
+    dedup_key: Mapped[str] = mapped_column(String(1024))
+    count: Mapped[int] = mapped_column(BigInteger)
+    flow_uid: Mapped[str] = mapped_column(String(32))
+    flow: Mapped[str] = mapped_column(Text)
+    """JSON object: every field of the flow that raised it."""
+    acknowledged: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (
+        Index("ix_alerts_time", "time"),
+        Index("ix_alerts_dedup_key_last_time", "dedup_key", "last_time"),
+    )

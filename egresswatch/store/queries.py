@@ -1,4 +1,4 @@
-"""Flow and DNS queries: the filters the CLI (and later the API) offer, as indexed SQL."""
+"""Flow, DNS and alert queries: the filters the CLI (and later the API) offer, as indexed SQL."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, select
 
-from egresswatch.store.models import DnsAddressRow, DnsRow, FlowRow
+from egresswatch.store.models import AlertRow, DnsAddressRow, DnsRow, FlowRow
 
 _HIDDEN = {"id", "dst_addr"}
 FLOW_FIELDS = [c.name for c in FlowRow.__table__.columns if c.name not in _HIDDEN]
@@ -131,3 +131,26 @@ def select_dns(conn: Connection, flt: DnsFilter) -> Iterator[dict[str, Any]]:
         answer = dict(row._mapping)
         answer["answers"] = json.loads(answer["answers"])
         yield answer
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertFilter:
+    """Which alerts to list; ``limit`` 0 means no limit."""
+
+    since: float | None = None
+    """Alerts raised or repeated at or after this time, epoch seconds."""
+    limit: int = 50
+
+
+def select_alerts(conn: Connection, flt: AlertFilter) -> Iterator[dict[str, Any]]:
+    query: Select[Any] = select(AlertRow.__table__)
+    if flt.since is not None:
+        query = query.where(AlertRow.last_time >= flt.since)
+    query = query.order_by(AlertRow.last_time.desc(), AlertRow.id.desc())
+    if flt.limit:
+        query = query.limit(flt.limit)
+    for row in conn.execute(query):
+        out = dict(row._mapping)
+        out["flow"] = json.loads(out["flow"])
+        del out["id"]
+        yield out

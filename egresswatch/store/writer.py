@@ -12,7 +12,8 @@ from sqlalchemy import Connection, insert, select, update
 
 from egresswatch.flows.record import FlowRecord
 from egresswatch.names.passive_dns import DnsAnswer
-from egresswatch.store.models import Base, DnsAddressRow, DnsRow, FlowRow
+from egresswatch.policy.alert import Alert
+from egresswatch.store.models import AlertRow, Base, DnsAddressRow, DnsRow, FlowRow
 from egresswatch.store.queries import address_key
 
 # Columns an interim update may change; first_seen and the 5-tuple never change for a uid.
@@ -137,3 +138,36 @@ def _insert_new(
         key = [table.c[c] == row[c] for c in unique]
         if conn.execute(select(table.c[unique[0]]).where(*key)).first() is None:
             conn.execute(insert(model).values(row))
+
+
+def write_alerts(conn: Connection, alerts: Sequence[Alert], window: float) -> None:
+    """Insert each alert, or add it to the count of the same alert (dedup key) seen within
+    ``window`` seconds before it."""
+    for a in alerts:
+        existing = conn.execute(
+            select(AlertRow.id, AlertRow.last_time)
+            .where(AlertRow.dedup_key == a.dedup_key, AlertRow.last_time >= a.time - window)
+            .order_by(AlertRow.last_time.desc())
+            .limit(1)
+        ).first()
+        if existing is not None:
+            conn.execute(
+                update(AlertRow)
+                .where(AlertRow.id == existing.id)
+                .values(count=AlertRow.count + 1, last_time=max(existing.last_time, a.time))
+            )
+            continue
+        row = {
+            "uid": a.uid,
+            "time": a.time,
+            "last_time": a.time,
+            "rule": a.rule,
+            "severity": a.severity,
+            "summary": a.summary,
+            "dedup_key": a.dedup_key,
+            "count": 1,
+            "flow_uid": a.flow.uid,
+            "flow": json.dumps(dataclasses.asdict(a.flow)),
+            "acknowledged": False,
+        }
+        conn.execute(insert(AlertRow).values(**row))

@@ -14,9 +14,11 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,7 @@ SERVER = "203.0.113.80"  # inside the uplink namespace
 SERVER_NAME = "upload.example"
 HOST_SIDE, NS_SIDE = "198.51.100.129", "198.51.100.130"  # the veth pair, a /30
 USER_ID = 1000  # a non-root user in the image
+PORT = 18080  # the HTTP server on the resolver's address
 
 
 def route_is_local(address: str) -> None:
@@ -173,3 +176,27 @@ def uplink(tmp_path: Path) -> Iterator[Uplink]:
         sh("ip", "route", "del", f"{SERVER}/32", check=False)
         sh("ip", "netns", "del", up.netns, check=False)
         sh("ip", "link", "del", up.interface, check=False)
+
+
+class _Quiet(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server(resolver: str) -> Iterator[str]:
+    """An HTTP server on the resolver's address (on lo): every workload's destination."""
+    route_is_local(resolver)
+    httpd = ThreadingHTTPServer((resolver, PORT), _Quiet)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://{resolver}:{PORT}/"
+    httpd.shutdown()
+    httpd.server_close()

@@ -7,43 +7,14 @@ short-lived processes on the host, in containers (one as a non-root user) and th
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from egresswatch.attribution.build import build
 from tests.capture.netlab import Daemon, sh
-from tests.docker.conftest import USER_ID, route_is_local
-
-PORT = 18080
-
-
-class _Quiet(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def server(resolver: str) -> Iterator[str]:
-    """An HTTP server on the resolver's address (on lo): every workload's destination."""
-    route_is_local(resolver)
-    httpd = ThreadingHTTPServer((resolver, PORT), _Quiet)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://{resolver}:{PORT}/"
-    httpd.shutdown()
-    httpd.server_close()
+from tests.docker.conftest import PORT, USER_ID
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -1,0 +1,33 @@
+"""An alert: one rule broken by one flow (and its repeats, counted)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from egresswatch.flows.record import FlowRecord
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Alert:
+    """What the owner is told. Repeats (same ``dedup_key``) within the policy's suppression
+    window add to the stored alert's count instead of raising a new one."""
+
+    uid: str
+    """Stable alert id ("A" + 20 characters), from the dedup key and the first flow."""
+    time: float
+    """When the flow that raised it started, seconds since the epoch."""
+    rule: str
+    """``<scope>: denied destination``, ``<scope>: not allowed``, ``upload``, ..."""
+    severity: str
+    """low, medium, high or critical."""
+    summary: str
+    """One line for a human: who, to where, how much, why."""
+    dedup_key: str
+    """Same rule, same source (container or process or address), same destination."""
+    flow: FlowRecord
+    """The flow that raised it (the first one, for a repeated alert)."""
+
+
+def alert_uid(dedup_key: str, flow_uid: str) -> str:
+    return "A" + hashlib.blake2b(f"{dedup_key}|{flow_uid}".encode(), digest_size=10).hexdigest()

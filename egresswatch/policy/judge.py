@@ -1,0 +1,130 @@
+"""Judging flows against the policy: pure (records in, alerts out), no clock, no I/O.
+
+Each flow is judged once against the lists, at its first record (an interim one, for a long
+flow: a forbidden connection is reported while it runs); the upload threshold is checked on
+every record until it is crossed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+
+from egresswatch.flows.record import Direction, FlowRecord
+from egresswatch.policy.alert import Alert, alert_uid
+from egresswatch.policy.model import Destination, Match, Policy, Scope
+
+Labels = Callable[[str], dict[str, str]]
+"""container id -> its labels (from Docker; {} when unknown)."""
+_REMEMBERED = 65_536  # flows judged, remembered so a flow's later records are not judged again
+
+
+class PolicyJudge:
+    def __init__(self, policy: Policy, labels: Labels = lambda _: {}) -> None:
+        self.policy = policy
+        self._labels = labels
+        self._judged: OrderedDict[str, bool] = OrderedDict()
+        """flow uid -> whether its upload alert was raised already."""
+
+    def judge(self, records: Iterable[FlowRecord]) -> list[Alert]:
+        alerts: list[Alert] = []
+        for r in records:
+            if r.direction is not Direction.EGRESS:
+                continue
+            seen = self._judged.get(r.uid)
+            if seen is None:
+                alerts += self._lists(r)
+                seen = False
+            if not seen:
+                upload = self._upload(r)
+                if upload is not None:
+                    alerts.append(upload)
+                    seen = True
+            self._remember(r, seen)
+        return alerts
+
+    def _remember(self, r: FlowRecord, upload_raised: bool) -> None:
+        if r.closed:
+            self._judged.pop(r.uid, None)
+            return
+        self._judged[r.uid] = upload_raised
+        self._judged.move_to_end(r.uid)
+        if len(self._judged) > _REMEMBERED:
+            self._judged.popitem(last=False)
+
+    def _lists(self, r: FlowRecord) -> list[Alert]:
+        scope = next((s for s in self.policy.scopes if self._covers(s.match, r)), None)
+        if scope is None:
+            return []
+        denied = next((d for d in scope.deny if _reaches(d, r)), None)
+        if denied is not None:
+            return [self._alert(r, scope, f"{scope.name}: denied destination", scope.severity)]
+        if any(_reaches(a, r) for a in scope.allow) or scope.default == "allow":
+            return []
+        return [self._alert(r, scope, f"{scope.name}: not allowed", scope.severity)]
+
+    def _upload(self, r: FlowRecord) -> Alert | None:
+        upload = self.policy.detections.upload
+        if upload is None or r.bytes_out <= upload.max_bytes_per_flow:
+            return None
+        return self._alert(r, None, "upload", upload.severity,
+                           f"sent {r.bytes_out / 1e6:,.1f} MB, over the policy's "
+                           f"{upload.max_bytes_per_flow / 1e6:,.1f} MB per flow")  # fmt: skip
+
+    def _covers(self, m: Match, r: FlowRecord) -> bool:
+        if m.host is not None and m.host != (r.container_id is None):
+            return False
+        if m.container_names and not _any_glob(m.container_names, r.container_name):
+            return False
+        if m.images and not _any_glob(m.images, r.image):
+            return False
+        if m.processes and not (_any_glob(m.processes, r.process) or _any_glob(m.processes, r.exe)):
+            return False
+        if m.container_labels:
+            labels = self._labels(r.container_id) if r.container_id else {}
+            for key, pattern in m.container_labels.items():
+                if key not in labels or not fnmatch.fnmatchcase(labels[key], pattern):
+                    return False
+        return True
+
+    def _alert(self, r: FlowRecord, scope: Scope | None, rule: str, severity: str,
+               why: str = "") -> Alert:  # fmt: skip
+        source = r.container_name or r.container_id or r.process or r.src_ip
+        destination = r.server_name or r.dst_ip
+        key = f"{rule}|{source}|{destination}|{r.dst_port}"
+        who = f"container {r.container_name or r.container_id[:12]}" if r.container_id else "host"
+        if r.process:
+            who += f" ({r.process}, pid {r.pid})"
+        where = f"{r.dst_ip}:{r.dst_port}" + (f" ({r.server_name})" if r.server_name else "")
+        place = " ".join(p for p in (r.country or "", f"AS{r.asn}" if r.asn else "") if p)
+        summary = f"{who} -> {where}{' ' + place if place else ''}: {rule}"
+        if why:
+            summary += f"; {why}"
+        return Alert(uid=alert_uid(key, r.uid), time=r.first_seen, rule=rule, severity=severity,
+                     summary=summary, dedup_key=key, flow=r)  # fmt: skip
+
+
+def _any_glob(patterns: list[str], value: str | None) -> bool:
+    return value is not None and any(fnmatch.fnmatchcase(value, p) for p in patterns)
+
+
+def _reaches(d: Destination, r: FlowRecord) -> bool:
+    """Whether the flow's remote end matches every key the rule gives (a rule that gives
+    none, like the default policy's empty country list, matches nothing)."""
+    if not (d.domains or d.cidrs or d.countries or d.asns or d.ports or d.protocols):
+        return False
+    if d.domains and not (_any_glob(d.domains, r.server_name) or _any_glob(d.domains, r.dns_name)):
+        return False
+    if d.cidrs:
+        address = ipaddress.ip_address(r.dst_ip)
+        if not any(address in ipaddress.ip_network(c, strict=False) for c in d.cidrs):
+            return False
+    if d.countries and r.country not in d.countries:
+        return False
+    if d.asns and r.asn not in d.asns:
+        return False
+    if d.ports and r.dst_port not in d.ports:
+        return False
+    return not (d.protocols and r.protocol not in d.protocols)

@@ -1,0 +1,93 @@
+"""The policy file's shape (``/etc/egresswatch/policy.yaml``), validated by pydantic.
+
+Scopes are tried in file order; a flow is judged by the first scope that matches it (like
+firewall rules). Within a scope: a ``deny`` rule that matches raises an alert; else an ``allow``
+rule that matches lets it pass; else the scope's ``default`` decides (``allow``, or ``deny``:
+"this container must never talk out").
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Severity = Literal["low", "medium", "high", "critical"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Match(_Strict):
+    """Which flows a scope covers. Every key given must match (globs: ``*``, ``?``, ``[...]``);
+    ``all: true`` (or nothing given) matches every flow."""
+
+    all: bool = False
+    container_names: list[str] = Field(default_factory=list)
+    images: list[str] = Field(default_factory=list)
+    container_labels: dict[str, str] = Field(default_factory=dict)
+    """Label -> value glob; needs Docker's API (labels are not in the flow record)."""
+    processes: list[str] = Field(default_factory=list)
+    """Process names (the kernel's, e.g. ``wget``) or executable paths."""
+    host: bool | None = None
+    """true: only the host's own flows (no container); false: only containers' flows."""
+
+
+class Destination(_Strict):
+    """One allow or deny rule: every key given must match the flow's remote end."""
+
+    domains: list[str] = Field(default_factory=list)
+    """Globs against the flow's server_name and its DNS name (``*.openai.com``)."""
+    cidrs: list[str] = Field(default_factory=list)
+    countries: list[str] = Field(default_factory=list)
+    """ISO codes (``CN``) of the remote end's GeoIP country."""
+    asns: list[int] = Field(default_factory=list)
+    ports: list[int] = Field(default_factory=list)
+    protocols: list[Literal["tcp", "udp", "icmp", "icmp6"]] = Field(default_factory=list)
+
+    @field_validator("cidrs")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            ipaddress.ip_network(cidr, strict=False)  # ValueError names the bad one
+        return value
+
+    @field_validator("countries")
+    @classmethod
+    def _countries(cls, value: list[str]) -> list[str]:
+        for code in value:
+            if len(code) != 2 or not code.isalpha():
+                raise ValueError(f"{code!r} is not a two-letter ISO country code")
+        return [code.upper() for code in value]
+
+
+class Scope(_Strict):
+    name: str
+    match: Match = Field(default_factory=lambda: Match(all=True))
+    allow: list[Destination] = Field(default_factory=list)
+    deny: list[Destination] = Field(default_factory=list)
+    default: Literal["allow", "deny"] = "allow"
+    severity: Severity = "high"
+    """Severity of the alerts this scope raises."""
+
+
+class UploadDetection(_Strict):
+    max_bytes_per_flow: int = Field(default=50_000_000, gt=0)
+    """An alert when one flow sends more than this many bytes out (IP layer)."""
+    severity: Severity = "medium"
+
+
+class Detections(_Strict):
+    upload: UploadDetection | None = Field(default_factory=UploadDetection)
+    """None (``upload: null``) turns it off."""
+
+
+class Policy(_Strict):
+    version: Literal[1] = 1
+    scopes: list[Scope] = Field(default_factory=list)
+    detections: Detections = Field(default_factory=Detections)
+    suppression_window: float = Field(default=3600.0, ge=0)
+    """Seconds during which a repeat of the same alert (same rule, source and destination)
+    adds to its count instead of raising a new one."""

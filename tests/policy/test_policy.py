@@ -1,0 +1,109 @@
+"""The policy file (errors point at their line) and judging flows against it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from egresswatch.errors import ConfigError
+from egresswatch.flows.record import Direction, FlowRecord
+from egresswatch.policy.judge import PolicyJudge
+from egresswatch.policy.load import BUILT_IN, load_policy, parse_policy
+
+OFFLINE = {"egresswatch.policy": "offline"}
+
+
+def flow(**changes: object) -> FlowRecord:
+    base = FlowRecord(
+        uid="Cflow1", first_seen=100.0, last_seen=101.0, interface="docker0",
+        direction=Direction.EGRESS, ip_proto=6, protocol="tcp", src_ip="172.17.0.2",
+        src_port=40000, dst_ip="203.0.113.80", dst_port=443, packets_out=5, bytes_out=900,
+        packets_in=5, bytes_in=5000, state="SF", history="ShADadFf", closed=True,
+        server_name="api.vendor.example", name_source="sni", country="US", asn=64500,
+        container_id="c" * 64, container_name="ollama", image="ollama/ollama:latest",
+        pid=42, process="ollama",
+    )  # fmt: skip
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def judge(text: str, labels: dict[str, str] | None = None) -> PolicyJudge:
+    return PolicyJudge(parse_policy(text), lambda _cid: labels or {})
+
+
+def test_errors_name_the_line_and_the_key() -> None:
+    text = (
+        "version: 1\nscopes:\n  - name: x\n    deny:\n      - countries: [CHN]\n    defualt: deny\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        parse_policy(text, "policy.yaml")
+    assert "policy.yaml:5: scopes.0.deny.0.countries" in str(err.value)
+    assert "policy.yaml:6: scopes.0.defualt: unknown key" in str(err.value)
+    with pytest.raises(ConfigError, match=r"policy.yaml:4: not valid YAML: .* opens on line 3"):
+        parse_policy("version: 1\nscopes:\n  - name: [x\n", "policy.yaml")
+
+
+def test_the_built_in_policy_alerts_on_offline_containers_only() -> None:
+    j = PolicyJudge(load_policy(BUILT_IN), lambda cid: OFFLINE if cid == "c" * 64 else {})
+    [alert] = j.judge([flow()])
+    assert alert.rule == "offline: not allowed" and alert.severity == "high"
+    assert "container ollama (ollama, pid 42)" in alert.summary
+    assert "api.vendor.example" in alert.summary
+    other = flow(uid="Cflow2", container_id="d" * 64, container_name="dify")
+    assert j.judge([other]) == []  # unlabelled: the empty country list denies nothing
+
+
+def test_the_first_matching_scope_decides() -> None:
+    j = judge(
+        "scopes:\n"
+        "  - name: ollama\n    match: {container_names: ['ollama*']}\n"
+        "    allow: [{domains: ['*.ollama.ai']}]\n    default: deny\n"
+        "  - name: rest\n    default: deny\n"
+    )
+    assert j.judge([flow(uid="C1", server_name="registry.ollama.ai")]) == []
+    [denied] = j.judge([flow(uid="C2")])
+    assert denied.rule == "ollama: not allowed"
+    [other] = j.judge([flow(uid="C3", container_name="dify", container_id="d" * 64)])
+    assert other.rule == "rest: not allowed"
+
+
+@pytest.mark.parametrize(
+    ("rule", "hits"),
+    [
+        ("{cidrs: ['203.0.113.0/24']}", True),
+        ("{cidrs: ['198.51.100.0/24']}", False),
+        ("{countries: [us]}", True),
+        ("{asns: [64500], ports: [443]}", True),
+        ("{asns: [64500], ports: [80]}", False),
+        ("{domains: ['*.vendor.example'], protocols: [tcp]}", True),
+        ("{countries: []}", False),
+    ],
+)
+def test_deny_rules_match_every_key_they_give(rule: str, hits: bool) -> None:
+    j = judge(f"scopes:\n  - name: all\n    deny: [{rule}]\n")
+    assert bool(j.judge([flow()])) is hits
+
+
+def test_a_flow_is_judged_once_and_its_upload_when_it_crosses_the_threshold() -> None:
+    j = judge("scopes: []\ndetections:\n  upload: {max_bytes_per_flow: 1000000}\n")
+    running = flow(closed=False, bytes_out=600_000)
+    assert j.judge([running]) == []
+    [upload] = j.judge([dataclasses.replace(running, bytes_out=1_200_000)])
+    assert upload.rule == "upload" and "over the policy's 1.0 MB" in upload.summary
+    assert j.judge([dataclasses.replace(running, bytes_out=9_000_000, closed=True)]) == []
+
+
+def test_only_flows_leaving_the_box_are_judged() -> None:
+    j = judge("scopes:\n  - name: all\n    default: deny\n")
+    assert j.judge([flow(direction=Direction.INTERNAL), flow(direction=Direction.INGRESS)]) == []
+    assert len(j.judge([flow()])) == 1
+
+
+def test_the_host_scope_and_processes() -> None:
+    j = judge(
+        "scopes:\n  - name: curl-on-host\n    match: {host: true, processes: [curl]}\n"
+        "    default: deny\n"
+    )
+    host_curl = flow(uid="C1", container_id=None, container_name=None, process="curl")
+    assert [a.rule for a in j.judge([host_curl])] == ["curl-on-host: not allowed"]
+    assert j.judge([flow(uid="C2", process="curl")]) == []  # in a container: not this scope
