@@ -119,6 +119,8 @@ def configuration_page() -> str:
         ("`[capture]`", "CaptureSettings", "capture."),
         ("`[attribution]`", "AttributionSettings", "attribution."),
         ("`[policy]`", "PolicySettings", "policy."),
+        ("`[notify]`", "NotifySettings", "notify."),
+        ("`[[notify.webhooks]]`", "Webhook", "notify.webhooks[]."),
     ):
         lines += [f"## {title}", "", "| key | type | default | meaning |", "|---|---|---|---|"]
         for name, kind, default, doc in field_docs(config, cls):

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from egresswatch.errors import ConfigError
@@ -159,6 +159,38 @@ class PolicySettings(BaseModel):
     uploads over 50 MB in one flow."""
 
 
+class Webhook(BaseModel):
+    """One place alerts are posted to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: SecretStr
+    """The webhook URL (a secret: never logged)."""
+    kind: Literal["slack", "json"] = "slack"
+    """``slack``: a Slack incoming webhook (Block Kit message); ``json``: the alert as JSON,
+    signed with ``secret`` (header ``X-Egresswatch-Signature: sha256=<hex HMAC>``)."""
+    secret: SecretStr | None = None
+    """HMAC-SHA256 key for ``json`` webhooks."""
+    min_severity: Literal["low", "medium", "high", "critical"] = "low"
+    """Only alerts at least this severe go here."""
+    rules: list[str] = Field(default_factory=list)
+    """Only alerts whose rule matches one of these globs (empty: every rule)."""
+
+
+class NotifySettings(BaseModel):
+    """Where alerts are delivered, and how hard to try."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    webhooks: list[Webhook] = Field(default_factory=list)
+    """Besides ``slack_webhook_url``: ``[[notify.webhooks]]`` entries."""
+    max_backoff: float = Field(default=900.0, gt=0)
+    """Longest wait between two attempts at one delivery, seconds (it doubles from 2 s, with
+    jitter; a 429's Retry-After is honoured)."""
+    digest_after: int = Field(default=10, ge=1)
+    """More alerts than this waiting for one webhook are sent as one digest message."""
+
+
 class Settings(BaseSettings):
     """Everything egresswatch can be configured with."""
 
@@ -181,6 +213,10 @@ class Settings(BaseSettings):
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
     attribution: AttributionSettings = Field(default_factory=AttributionSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
+    slack_webhook_url: SecretStr | None = None
+    """The simplest set-up: every alert to this Slack incoming webhook
+    (``EGRESSWATCH_SLACK_WEBHOOK_URL``). A secret: never logged."""
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     @field_validator("local_networks", "extra_local_networks")
     @classmethod

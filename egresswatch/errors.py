@@ -15,3 +15,7 @@ class CaptureError(EgressWatchError):
 
 class StoreError(EgressWatchError):
     """The database cannot be opened, migrated or written."""
+
+
+class NotifyError(EgressWatchError):
+    """A webhook did not take an alert (kept in the outbox and tried again)."""

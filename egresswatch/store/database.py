@@ -14,7 +14,7 @@ from egresswatch.errors import StoreError
 from egresswatch.flows.record import FlowRecord
 from egresswatch.names.passive_dns import DnsAnswer
 from egresswatch.policy.alert import Alert
-from egresswatch.store import migrate
+from egresswatch.store import migrate, outbox
 from egresswatch.store.queries import (
     AlertFilter,
     DnsFilter,
@@ -52,10 +52,38 @@ class Database:
         """Store a batch of DNS answers in one transaction (each uid once)."""
         self._write(insert_dns, answers, "DNS answers")
 
-    def write_alerts(self, alerts: Sequence[Alert], window: float) -> None:
-        """Store alerts (repeats within ``window`` seconds add to a count) in one transaction."""
+    def write_alerts(
+        self,
+        alerts: Sequence[Alert],
+        window: float,
+        webhooks: Callable[[Alert], list[int]] = lambda _: [],
+    ) -> None:
+        """Store alerts (repeats within ``window`` seconds add to a count) and queue each new
+        one for ``webhooks(alert)``, in one transaction."""
         if alerts:
-            self._write(lambda conn, items: write_alerts(conn, items, window), alerts, "alerts")
+            self._write(
+                lambda conn, items: write_alerts(conn, items, window, webhooks), alerts, "alerts"
+            )
+
+    def outbox_due(self, now: float) -> list[dict[str, Any]]:
+        """Deliveries whose time has come, each with its alert's fields."""
+        return self._transaction(lambda conn: outbox.due(conn, now), "the outbox")
+
+    def outbox_delivered(self, ids: list[int], now: float) -> None:
+        self._transaction(lambda conn: outbox.delivered(conn, ids, now), "the outbox")
+
+    def outbox_retry(self, ids: list[int], attempts: int, at: float, error: str) -> None:
+        self._transaction(lambda conn: outbox.retry(conn, ids, attempts, at, error), "the outbox")
+
+    def outbox_pending(self) -> int:
+        return self._transaction(outbox.pending_count, "the outbox")
+
+    def _transaction(self, work: Callable[[Connection], T], what: str) -> T:
+        try:
+            with self.engine.begin() as conn:
+                return work(conn)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"{what} at {self._safe_url}: {exc}") from exc
 
     def alerts(self, flt: AlertFilter) -> Iterator[dict[str, Any]]:
         """Alerts matching ``flt``, newest first."""

@@ -130,3 +130,24 @@ class AlertRow(Base):
         Index("ix_alerts_time", "time"),
         Index("ix_alerts_dedup_key_last_time", "dedup_key", "last_time"),
     )
+
+
+class OutboxRow(Base):
+    """One alert (or digest) waiting to be posted to one webhook; kept once delivered."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    alert_uid: Mapped[str] = mapped_column(String(32))
+    webhook: Mapped[int] = mapped_column(Integer)
+    """Index of the webhook in the configuration (0: slack_webhook_url when set)."""
+    created: Mapped[float] = mapped_column(Float(precision=53))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt: Mapped[float] = mapped_column(Float(precision=53))
+    delivered: Mapped[float | None] = mapped_column(Float(precision=53))
+    last_error: Mapped[str | None] = mapped_column(String(255))
+
+    __table_args__ = (
+        Index("ix_outbox_pending", "delivered", "next_attempt"),
+        Index("ix_outbox_alert_uid_webhook", "alert_uid", "webhook", unique=True),
+    )

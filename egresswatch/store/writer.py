@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -13,7 +13,7 @@ from sqlalchemy import Connection, insert, select, update
 from egresswatch.flows.record import FlowRecord
 from egresswatch.names.passive_dns import DnsAnswer
 from egresswatch.policy.alert import Alert
-from egresswatch.store.models import AlertRow, Base, DnsAddressRow, DnsRow, FlowRow
+from egresswatch.store.models import AlertRow, Base, DnsAddressRow, DnsRow, FlowRow, OutboxRow
 from egresswatch.store.queries import address_key
 
 # Columns an interim update may change; first_seen and the 5-tuple never change for a uid.
@@ -140,9 +140,15 @@ def _insert_new(
             conn.execute(insert(model).values(row))
 
 
-def write_alerts(conn: Connection, alerts: Sequence[Alert], window: float) -> None:
+def write_alerts(
+    conn: Connection,
+    alerts: Sequence[Alert],
+    window: float,
+    webhooks: Callable[[Alert], list[int]] = lambda _: [],
+) -> None:
     """Insert each alert, or add it to the count of the same alert (dedup key) seen within
-    ``window`` seconds before it."""
+    ``window`` seconds before it. A new alert is queued in the outbox for each of
+    ``webhooks(alert)`` in the same transaction: stored and queued, or neither."""
     for a in alerts:
         existing = conn.execute(
             select(AlertRow.id, AlertRow.last_time)
@@ -171,3 +177,9 @@ def write_alerts(conn: Connection, alerts: Sequence[Alert], window: float) -> No
             "acknowledged": False,
         }
         conn.execute(insert(AlertRow).values(**row))
+        for webhook in webhooks(a):
+            conn.execute(
+                insert(OutboxRow).values(
+                    alert_uid=a.uid, webhook=webhook, created=a.time, attempts=0, next_attempt=0.0
+                )
+            )

@@ -1,0 +1,1 @@
+"""Notify: alerts posted to Slack and JSON webhooks from a persistent outbox."""

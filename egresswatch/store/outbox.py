@@ -1,0 +1,46 @@
+"""The outbox: alerts waiting to be posted, read and updated by the courier."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from egresswatch.store.models import AlertRow, OutboxRow
+
+
+def due(conn: Connection, now: float, limit: int = 500) -> list[dict[str, Any]]:
+    """Deliveries not yet made whose time has come, oldest first, each with its alert."""
+    query = (
+        select(OutboxRow.id, OutboxRow.webhook, OutboxRow.attempts, AlertRow.__table__)
+        .join(AlertRow, AlertRow.uid == OutboxRow.alert_uid)
+        .where(OutboxRow.delivered.is_(None), OutboxRow.next_attempt <= now)
+        .order_by(OutboxRow.id)
+        .limit(limit)
+    )
+    out = []
+    for row in conn.execute(query):
+        item = dict(row._mapping)
+        outbox_id = row[0]
+        item["flow"] = json.loads(item["flow"])
+        item["outbox_id"] = outbox_id
+        out.append(item)
+    return out
+
+
+def delivered(conn: Connection, ids: list[int], now: float) -> None:
+    conn.execute(update(OutboxRow).where(OutboxRow.id.in_(ids)).values(delivered=now))
+
+
+def retry(conn: Connection, ids: list[int], attempts: int, at: float, error: str) -> None:
+    conn.execute(
+        update(OutboxRow)
+        .where(OutboxRow.id.in_(ids))
+        .values(attempts=attempts, next_attempt=at, last_error=error[:255])
+    )
+
+
+def pending_count(conn: Connection) -> int:
+    rows = conn.execute(select(OutboxRow.id).where(OutboxRow.delivered.is_(None))).all()
+    return len(rows)
