@@ -32,6 +32,7 @@ from egresswatch.errors import CaptureError, ConfigError
 from egresswatch.flows.nat import NatTwins
 from egresswatch.flows.table import OnStart
 from egresswatch.geo.resolver import GeoResolver
+from egresswatch.notify.courier import Courier, targets_from
 from egresswatch.pipeline import Decoder, Pipeline
 from egresswatch.policy.judge import PolicyJudge
 from egresswatch.policy.load import policy_in_force
@@ -97,7 +98,8 @@ class Daemon:
     def _run(self, capture: CaptureSource, database: Database) -> None:
         s = self._settings
         database.upgrade()
-        writer = BackgroundWriter(database)
+        courier = self._courier(database)
+        writer = BackgroundWriter(database, routes=courier.routes if courier else None)
         geo = GeoResolver(self._geo_paths, reload_interval=s.geoip.reload_interval)
         decoder = Decoder()
         conntrack = self._conntrack()
@@ -143,6 +145,8 @@ class Daemon:
                 fallback.close()
             if not writer.close():
                 _log.error("the database did not take everything before exit")
+            if courier is not None:
+                courier.close()  # what is not delivered yet stays in the outbox for next time
             _log.info("stopped: %s", self._status(pipeline, capture, writer))
             geo.close()
 
@@ -213,6 +217,21 @@ class Daemon:
         probe.start(processes.add)
         _log.info("processes from the kernel at connect time (eBPF)")
         return probe
+
+    def _courier(self, database: Database) -> Courier | None:
+        """Delivery of alerts to the configured webhooks (None: none configured)."""
+        targets = targets_from(self._settings)
+        if not targets:
+            _log.info("no webhook configured: alerts are stored only (egresswatch alerts)")
+            return None
+        n = self._settings.notify
+        courier = Courier(database, targets, max_backoff=n.max_backoff,
+                          digest_after=n.digest_after)  # fmt: skip
+        courier.start()
+        waiting = database.outbox_pending()
+        _log.info("alerts to %d webhook(s); %d deliveries waiting from before", len(targets),
+                  waiting)  # fmt: skip
+        return courier
 
     def _judge(self, containers: ContainerMap) -> PolicyJudge:
         """The policy (a broken file fails the start: ConfigError names the line)."""

@@ -48,7 +48,12 @@ class Sink(Protocol):
 
     def write_dns(self, answers: Sequence[DnsAnswer]) -> None: ...
 
-    def write_alerts(self, alerts: Sequence[Alert], window: float) -> None: ...
+    def write_alerts(
+        self,
+        alerts: Sequence[Alert],
+        window: float,
+        webhooks: Callable[[Alert], list[int]] | None = None,
+    ) -> None: ...
 
 
 _QUEUE_DEPTH = 24  # decoded batches in flight (~2 MB each): the worker runs ahead at start

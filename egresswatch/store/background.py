@@ -32,8 +32,17 @@ _WAKE: _Item = ("dns", ())  # an empty batch: wakes the writer for alerts waitin
 class BackgroundWriter:
     """A Sink that hands batches to ``sink`` in a writer thread."""
 
-    def __init__(self, sink: Sink, *, max_batches: int = 1024, retry_after: float = 2.0) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        max_batches: int = 1024,
+        retry_after: float = 2.0,
+        routes: Callable[[Alert], list[int]] | None = None,
+    ) -> None:
         self._sink = sink
+        self._routes = routes
+        """Which webhooks each new alert is queued for (in the alert's own transaction)."""
         self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=max_batches)
         self._alerts: queue.Queue[tuple[Sequence[Alert], float]] = queue.Queue()
         """Never bounded, never dropped: alerts are few (repeats are counted, not queued)."""
@@ -51,7 +60,12 @@ class BackgroundWriter:
     def write_dns(self, answers: Sequence[DnsAnswer]) -> None:
         self._put(("dns", answers), len(answers))
 
-    def write_alerts(self, alerts: Sequence[Alert], window: float) -> None:
+    def write_alerts(
+        self,
+        alerts: Sequence[Alert],
+        window: float,
+        webhooks: Callable[[Alert], list[int]] | None = None,
+    ) -> None:
         self._alerts.put((alerts, window))
         with contextlib.suppress(queue.Full):  # a full queue wakes the writer soon anyway
             self._queue.put_nowait(_WAKE)
@@ -85,7 +99,7 @@ class BackgroundWriter:
                 self._write(item)
 
     def _write_alerts(self, alerts: Sequence[Alert], window: float) -> None:
-        self._retrying(lambda: self._sink.write_alerts(alerts, window))
+        self._retrying(lambda: self._sink.write_alerts(alerts, window, self._routes))
 
     def _write(self, item: _Item) -> None:
         if item[0] == "flows":

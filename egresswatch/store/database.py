@@ -56,13 +56,14 @@ class Database:
         self,
         alerts: Sequence[Alert],
         window: float,
-        webhooks: Callable[[Alert], list[int]] = lambda _: [],
+        webhooks: Callable[[Alert], list[int]] | None = None,
     ) -> None:
         """Store alerts (repeats within ``window`` seconds add to a count) and queue each new
         one for ``webhooks(alert)``, in one transaction."""
+        routes = webhooks or (lambda _: [])
         if alerts:
             self._write(
-                lambda conn, items: write_alerts(conn, items, window, webhooks), alerts, "alerts"
+                lambda conn, items: write_alerts(conn, items, window, routes), alerts, "alerts"
             )
 
     def outbox_due(self, now: float) -> list[dict[str, Any]]:

@@ -46,7 +46,8 @@ class Daemon:
         self.log = tmp / "run.log"
         self.config = tmp / "none.toml"
         self._out = self.log.open("w")
-        self.config.write_text("[geoip]\npaths = []\n" + config)
+        # config first: its top-level keys must come before any [table]
+        self.config.write_text(config + "\n[geoip]\npaths = []\n")
         self.proc = subprocess.Popen(
             [*prefix, sys.executable, "-m", "egresswatch", "run", "--db", f"sqlite:///{self.db}",
              "--config", str(self.config), *args],

@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.capture.netlab import Daemon, sh
+from tests.notify.receiver import receiving
 
 
 def run_container(image: str, server: str, name: str, *labels: str) -> str:
@@ -48,3 +51,45 @@ def test_an_offline_container_talking_out_raises_exactly_one_alert(
         capture_output=True, text=True, check=True,
     ).stdout.splitlines()  # fmt: skip
     assert [json.loads(line)["uid"] for line in listed] == [alert["uid"]]
+
+
+def test_a_slack_outage_and_a_sigkill_delay_the_alert_and_it_arrives_once(
+    image: str, server: str, tmp_path: Path
+) -> None:
+    """The receiver answers 503 (an outage); the daemon is killed with SIGKILL mid-outage and
+    started again; the receiver then answers 429 with Retry-After, then 200: the alert arrives
+    exactly once, Slack-shaped."""
+    with receiving() as (receiver, url):
+        receiver.script = [(503, {})] * 10_000
+        config = (f'slack_webhook_url = "{url}"\n[policy]\npath = "{tmp_path / "none.yaml"}"\n'
+                  "[notify]\nmax_backoff = 0.5\n")  # fmt: skip
+        first = Daemon(tmp_path, "-i", "docker0", config=config)
+        try:
+            first.wait_for("capturing on")
+            assert "alerts to 1 webhook(s)" in first.log.read_text()
+            assert url not in first.log.read_text()  # a secret: never logged
+            run_container(image, server, "ewt-offline", "--label", "egresswatch.policy=offline")
+            wait(lambda: receiver.attempts >= 2, "deliveries attempted during the outage")
+        finally:
+            first.proc.kill()  # SIGKILL: no flush, no goodbye
+            first.proc.wait(timeout=10)
+        [alert] = first.rows("alerts")
+        assert receiver.accepted == []
+        receiver.script = [(429, {"Retry-After": "1"})]
+        second = Daemon(tmp_path, "-i", "docker0", config=config)
+        try:
+            second.wait_for("1 deliveries waiting from before")
+            wait(lambda: len(receiver.accepted) == 1, "the alert delivered after the restart")
+            time.sleep(2.0)  # and not again
+        finally:
+            assert second.stop() == 0, second.log.read_text()
+    [posted] = receiver.accepted
+    assert alert["uid"] in json.dumps(posted) and "ewt-offline" in posted["text"]
+    assert receiver.refused_as_invalid == []
+
+
+def wait(condition: Callable[[], bool], what: str, limit: float = 20.0) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)

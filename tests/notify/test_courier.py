@@ -1,0 +1,79 @@
+"""Delivering alerts from the outbox to a local receiver that speaks Slack's contract (and to a
+signed JSON webhook): outages delay, 429s are honoured, nothing is lost or sent twice, floods
+become one digest."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from egresswatch.notify.courier import Courier, Target
+from egresswatch.policy.alert import Alert
+from egresswatch.store import Database
+from tests.notify.receiver import receiving
+from tests.policy.test_policy import flow
+
+
+def alert(n: int, rule: str = "offline: not allowed") -> Alert:
+    f = dataclasses.replace(flow(), uid=f"C{n}", dst_port=1000 + n)
+    return Alert(uid=f"A{n}", time=1_800_000_000.0 + n, rule=rule, severity="high",
+                 summary=f"container ollama -> 203.0.113.80:{1000 + n}: {rule}",
+                 dedup_key=f"{rule}|ollama|{n}", flow=f)  # fmt: skip
+
+
+def database(tmp_path: Path) -> Database:
+    db = Database(f"sqlite:///{tmp_path / 'ew.db'}")
+    db.upgrade()
+    return db
+
+
+def until_delivered(courier: Courier, db: Database, limit: float = 15.0) -> None:
+    deadline = time.monotonic() + limit
+    while db.outbox_pending() and time.monotonic() < deadline:
+        courier.deliver(time.time())
+        time.sleep(0.05)
+
+
+def test_an_outage_then_a_429_delay_an_alert_and_it_arrives_once(tmp_path: Path) -> None:
+    db = database(tmp_path)
+    with receiving() as (receiver, url):
+        receiver.script = [(503, {}), (503, {}), (429, {"Retry-After": "1"})]
+        courier = Courier(db, [Target(SecretStr(url))], max_backoff=0.2)
+        db.write_alerts([alert(1)], 3600, courier.routes)
+        started = time.monotonic()
+        until_delivered(courier, db)
+        assert time.monotonic() - started >= 1.0  # the 429's Retry-After was honoured
+        assert receiver.attempts == 4 and receiver.refused_as_invalid == []
+        [posted] = receiver.accepted
+        assert "A1" in str(posted["blocks"]) and "ollama" in posted["text"]
+        courier.deliver(time.time() + 3600)
+        assert receiver.attempts == 4  # delivered once, never again
+
+
+def test_a_flood_becomes_one_digest(tmp_path: Path) -> None:
+    db = database(tmp_path)
+    with receiving() as (receiver, url):
+        courier = Courier(db, [Target(SecretStr(url))], digest_after=10)
+        db.write_alerts([alert(n) for n in range(40)], 3600, courier.routes)
+        until_delivered(courier, db)
+        [digest] = receiver.accepted
+        assert "40 alerts at once" in digest["text"] and receiver.refused_as_invalid == []
+
+
+def test_webhooks_are_routed_by_severity_and_json_ones_are_signed(tmp_path: Path) -> None:
+    db = database(tmp_path)
+    with receiving() as (slack, slack_url), receiving() as (hook, hook_url):
+        hook.secret = b"s3cret"
+        courier = Courier(db, [
+            Target(SecretStr(slack_url), min_severity="critical"),
+            Target(SecretStr(hook_url), kind="json", secret=SecretStr("s3cret")),
+        ])  # fmt: skip
+        db.write_alerts([alert(1)], 3600, courier.routes)
+        until_delivered(courier, db)
+        assert slack.accepted == []  # high < critical
+        [body] = hook.accepted
+        assert [a["uid"] for a in body["alerts"]] == ["A1"] and hook.refused_as_invalid == []
+        assert body["alerts"][0]["flow"]["container_name"] == "ollama"
