@@ -76,7 +76,7 @@ def test_a_slack_outage_and_a_sigkill_delay_the_alert_and_it_arrives_once(
         [alert] = first.rows("alerts")
         assert receiver.accepted == []
         receiver.script = [(429, {"Retry-After": "1"})]
-        second = Daemon(tmp_path, "-i", "docker0", config=config)
+        second = Daemon(tmp_path, "-i", "docker0", "-i", "lo", config=config)
         try:
             second.wait_for("1 deliveries waiting from before")
             wait(lambda: len(receiver.accepted) == 1, "the alert delivered after the restart")
@@ -86,6 +86,10 @@ def test_a_slack_outage_and_a_sigkill_delay_the_alert_and_it_arrives_once(
     [posted] = receiver.accepted
     assert alert["uid"] in json.dumps(posted) and "ewt-offline" in posted["text"]
     assert receiver.refused_as_invalid == []
+    # Its own posts are flows like any other, attributed to egresswatch itself.
+    port = int(url.split(":")[2].split("/")[0])
+    own = [f for f in second.flows() if f["dst_port"] == port]
+    assert own and {f["pid"] for f in own} == {second.proc.pid}
 
 
 def wait(condition: Callable[[], bool], what: str, limit: float = 20.0) -> None:
