@@ -134,3 +134,25 @@ def test_without_the_probe_open_sockets_are_found_through_sock_diag(
     [flow] = [f for f in daemon.flows() if f["dst_port"] == PORT]
     assert (flow["process"], flow["user_id"], flow["user"]) == ("busybox", 0, "root")
     assert flow["exe"] and flow["exe"].endswith("busybox")
+
+
+def test_without_docker_the_cgroup_still_names_the_container(
+    image: str, server: str, tmp_path: Path
+) -> None:
+    """No Docker API (Podman, containerd, no access to the socket): the container id comes
+    from the process's cgroup; its name and image are not knowable, so they stay empty."""
+    config = f'[capture]\ndocker_socket = "{tmp_path / "absent.sock"}"\n'
+    daemon = Daemon(tmp_path, "-i", "docker0", config=config)
+    try:
+        daemon.wait_for("capturing on")
+        assert "no Docker socket" in daemon.log.read_text()
+        sh("docker", "rm", "-f", "ewt-nodocker", check=False)
+        cid = sh("docker", "run", "-d", "--name", "ewt-nodocker", image, "sh", "-c",
+                 f"wget -q -O /dev/null {server}; sleep 30").strip()  # fmt: skip
+        time.sleep(1.5)
+    finally:
+        sh("docker", "rm", "-f", "ewt-nodocker", check=False)
+        assert daemon.stop() == 0, daemon.log.read_text()
+    [flow] = [f for f in daemon.flows() if f["dst_port"] == PORT]
+    assert (flow["container_id"], flow["container_name"], flow["image"]) == (cid, None, None)
+    assert flow["process"] == "wget"
