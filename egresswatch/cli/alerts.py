@@ -17,6 +17,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     parser = sub.add_parser("alerts", parents=[common], help="list alerts, newest first")
     parser.add_argument("--since", help="raised or repeated since: RFC 3339 time or a duration")
     parser.add_argument("--until", help=argparse.SUPPRESS)
+    parser.add_argument("--open", action="store_true", help="only alerts not acknowledged")
+    parser.add_argument(
+        "--ack", action="append", metavar="UID", help="acknowledge this alert (repeatable)"
+    )
     add_listing_options(parser, "alert")
     parser.set_defaults(run=run)
 
@@ -24,6 +28,25 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, load: Callable[[], Settings]) -> int:
     from egresswatch.store import AlertFilter  # noqa: PLC0415 - imported when needed
 
+    if args.ack:
+        return _acknowledge(args, load)
     since, _ = window(args)
-    flt = AlertFilter(since=since, limit=args.limit)
+    flt = AlertFilter(since=since, unacknowledged=args.open, limit=args.limit)
     return show(args, load, lambda db: db.alerts(flt), alert_json, alert_table)
+
+
+def _acknowledge(args: argparse.Namespace, load: Callable[[], Settings]) -> int:
+    from egresswatch.errors import ConfigError  # noqa: PLC0415 - imported when needed
+    from egresswatch.store import Database  # noqa: PLC0415
+
+    database = Database(load().db)
+    try:
+        database.upgrade()
+        done = database.acknowledge(args.ack)
+    finally:
+        database.close()
+    unknown = sorted(set(args.ack) - set(done))
+    if unknown:
+        raise ConfigError(f"no such alert: {', '.join(unknown)}")
+    print(f"acknowledged {len(done)} alert(s)")
+    return 0

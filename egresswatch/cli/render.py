@@ -118,7 +118,7 @@ def _table(
     return len(lines)
 
 
-_ALERT_COLUMNS = ("LAST (UTC)", "SEVERITY", "COUNT", "RULE", "SUMMARY", "UID")
+_ALERT_COLUMNS = ("LAST (UTC)", "SEVERITY", "COUNT", "ACK", "RULE", "SUMMARY", "UID")
 
 
 def alert_json(row: dict[str, Any]) -> str:
@@ -132,6 +132,7 @@ def alert_table(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
             rfc3339(r["last_time"])[:19].replace("T", " "),
             r["severity"],
             str(r["count"]),
+            "yes" if r["acknowledged"] else "-",
             r["rule"],
             r["summary"],
             r["uid"],

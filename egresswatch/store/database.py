@@ -66,6 +66,10 @@ class Database:
                 lambda conn, items: write_alerts(conn, items, window, routes), alerts, "alerts"
             )
 
+    def acknowledge(self, uids: list[str]) -> list[str]:
+        """Mark these alerts acknowledged; returns the uids that exist."""
+        return self._transaction(lambda conn: outbox.acknowledge(conn, uids), "alerts")
+
     def outbox_due(self, now: float) -> list[dict[str, Any]]:
         """Deliveries whose time has come, each with its alert's fields."""
         return self._transaction(lambda conn: outbox.due(conn, now), "the outbox")

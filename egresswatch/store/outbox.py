@@ -1,4 +1,5 @@
-"""The outbox: alerts waiting to be posted, read and updated by the courier."""
+"""The outbox: alerts waiting to be posted, read and updated by the courier; and
+acknowledging alerts."""
 
 from __future__ import annotations
 
@@ -44,3 +45,9 @@ def retry(conn: Connection, ids: list[int], attempts: int, at: float, error: str
 def pending_count(conn: Connection) -> int:
     rows = conn.execute(select(OutboxRow.id).where(OutboxRow.delivered.is_(None))).all()
     return len(rows)
+
+
+def acknowledge(conn: Connection, uids: list[str]) -> list[str]:
+    found = [r[0] for r in conn.execute(select(AlertRow.uid).where(AlertRow.uid.in_(uids)))]
+    conn.execute(update(AlertRow).where(AlertRow.uid.in_(found)).values(acknowledged=True))
+    return found

@@ -139,6 +139,8 @@ class AlertFilter:
 
     since: float | None = None
     """Alerts raised or repeated at or after this time, epoch seconds."""
+    unacknowledged: bool = False
+    """Only alerts nobody has acknowledged yet."""
     limit: int = 50
 
 
@@ -146,6 +148,8 @@ def select_alerts(conn: Connection, flt: AlertFilter) -> Iterator[dict[str, Any]
     query: Select[Any] = select(AlertRow.__table__)
     if flt.since is not None:
         query = query.where(AlertRow.last_time >= flt.since)
+    if flt.unacknowledged:
+        query = query.where(AlertRow.acknowledged.is_(False))
     query = query.order_by(AlertRow.last_time.desc(), AlertRow.id.desc())
     if flt.limit:
         query = query.limit(flt.limit)

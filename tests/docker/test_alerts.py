@@ -51,6 +51,16 @@ def test_an_offline_container_talking_out_raises_exactly_one_alert(
         capture_output=True, text=True, check=True,
     ).stdout.splitlines()  # fmt: skip
     assert [json.loads(line)["uid"] for line in listed] == [alert["uid"]]
+    db = ["--db", f"sqlite:///{daemon.db}"]
+    assert egresswatch("alerts", "--ack", str(alert["uid"]), *db).returncode == 0
+    assert egresswatch("alerts", "--open", "--json", *db).stdout == ""
+    unknown = egresswatch("alerts", "--ack", "Anosuchalert", *db)
+    assert unknown.returncode == 2 and "no such alert: Anosuchalert" in unknown.stderr
+
+
+def egresswatch(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "egresswatch", *args], capture_output=True,
+                          text=True, check=False)  # fmt: skip
 
 
 def test_a_slack_outage_and_a_sigkill_delay_the_alert_and_it_arrives_once(
