@@ -36,6 +36,8 @@ class PolicyJudge:
             seen = self._judged.get(r.uid)
             if seen is None:
                 alerts += self._lists(r)
+                alerts += self._dns(r)
+                alerts += self._raw_ip(r)
                 seen = False
             if not seen:
                 upload = self._upload(r)
@@ -72,6 +74,32 @@ class PolicyJudge:
         return self._alert(r, None, "upload", upload.severity,
                            f"sent {r.bytes_out / 1e6:,.1f} MB, over the policy's "
                            f"{upload.max_bytes_per_flow / 1e6:,.1f} MB per flow")  # fmt: skip
+
+    def _dns(self, r: FlowRecord) -> list[Alert]:
+        d = self.policy.detections.dns
+        if d is None:
+            return []
+        if r.dst_port == 53 and d.resolvers:
+            address = ipaddress.ip_address(r.dst_ip)
+            if not any(address in ipaddress.ip_network(n, strict=False) for n in d.resolvers):
+                return [self._alert(r, None, "dns: resolver not allowed", d.severity,
+                                    "DNS to a resolver the policy does not list")]  # fmt: skip
+        if d.encrypted and r.protocol == "tcp" and r.dst_port == 853:
+            return [self._alert(r, None, "dns: DNS over TLS", d.severity,
+                                "lookups hidden from the box's resolver")]  # fmt: skip
+        if d.encrypted and r.dst_port == 443 and _any_glob(d.doh_names, r.server_name):
+            return [self._alert(r, None, "dns: DNS over HTTPS", d.severity,
+                                "lookups hidden from the box's resolver")]  # fmt: skip
+        return []
+
+    def _raw_ip(self, r: FlowRecord) -> list[Alert]:
+        d = self.policy.detections.raw_ip
+        if d is None or r.protocol not in d.protocols or r.dst_port in d.ignore_ports:
+            return []
+        if r.server_name or r.dns_name:
+            return []
+        return [self._alert(r, None, "raw-ip", d.severity,
+                            "no DNS answer, SNI or Host named this destination")]  # fmt: skip
 
     def _covers(self, m: Match, r: FlowRecord) -> bool:
         if m.host is not None and m.host != (r.container_id is None):

@@ -79,9 +79,52 @@ class UploadDetection(_Strict):
     severity: Severity = "medium"
 
 
+DOH_NAMES: tuple[str, ...] = (
+    "dns.google", "dns.google.com", "cloudflare-dns.com", "*.cloudflare-dns.com", "one.one.one.one",
+    "dns.quad9.net", "*.dns.quad9.net", "doh.opendns.com", "dns.adguard.com", "*.dns.adguard.com",
+    "doh.cleanbrowsing.org", "dns.nextdns.io", "*.dns.nextdns.io", "doh.mullvad.net",
+)  # fmt: skip
+"""Well-known public DNS-over-HTTPS endpoints."""
+
+
+def _tcp_only() -> list[Literal["tcp", "udp"]]:
+    return ["tcp"]
+
+
+class RawIpDetection(_Strict):
+    """Egress to an address nothing named: no DNS answer led there, no SNI, no HTTP Host."""
+
+    protocols: list[Literal["tcp", "udp"]] = Field(default_factory=_tcp_only)
+    ignore_ports: list[int] = Field(default_factory=lambda: [123])
+    """Ports where a bare address is normal (NTP)."""
+    severity: Severity = "low"
+
+
+class DnsDetection(_Strict):
+    """DNS that goes around the box's resolvers."""
+
+    resolvers: list[str] = Field(default_factory=list)
+    """Addresses (or CIDRs) DNS may go to; empty: any resolver is fine."""
+    encrypted: bool = True
+    """Alert on DNS over TLS (port 853) and on DNS-over-HTTPS endpoints (by name): lookups
+    hidden from the box's resolver, and from egresswatch."""
+    doh_names: list[str] = Field(default_factory=lambda: list(DOH_NAMES))
+    severity: Severity = "medium"
+
+    @field_validator("resolvers")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            ipaddress.ip_network(cidr, strict=False)
+        return value
+
+
 class Detections(_Strict):
     upload: UploadDetection | None = Field(default_factory=UploadDetection)
     """None (``upload: null``) turns it off."""
+    raw_ip: RawIpDetection | None = None
+    """Off unless given (``raw_ip: {}`` turns it on with its defaults)."""
+    dns: DnsDetection | None = Field(default_factory=DnsDetection)
 
 
 class Policy(_Strict):

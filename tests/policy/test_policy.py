@@ -107,3 +107,27 @@ def test_the_host_scope_and_processes() -> None:
     host_curl = flow(uid="C1", container_id=None, container_name=None, process="curl")
     assert [a.rule for a in j.judge([host_curl])] == ["curl-on-host: not allowed"]
     assert j.judge([flow(uid="C2", process="curl")]) == []  # in a container: not this scope
+
+
+def test_dns_around_the_allowed_resolvers_and_encrypted_dns() -> None:
+    j = judge("scopes: []\ndetections:\n  dns: {resolvers: ['10.0.0.53', '192.0.2.0/28']}\n")
+    lookup = {"protocol": "udp", "ip_proto": 17, "dst_port": 53, "server_name": None}
+    assert j.judge([flow(uid="C1", dst_ip="10.0.0.53", **lookup)]) == []
+    assert j.judge([flow(uid="C2", dst_ip="192.0.2.9", **lookup)]) == []
+    [leak] = j.judge([flow(uid="C3", dst_ip="203.0.113.53", **lookup)])
+    assert leak.rule == "dns: resolver not allowed"
+    [dot] = j.judge([flow(uid="C4", dst_port=853)])
+    [doh] = j.judge([flow(uid="C5", server_name="cloudflare-dns.com")])
+    assert (dot.rule, doh.rule) == ("dns: DNS over TLS", "dns: DNS over HTTPS")
+    assert j.judge([flow(uid="C6", server_name="api.cloudflare.com")]) == []  # not DoH
+
+
+def test_raw_ip_egress_only_when_nothing_named_the_destination() -> None:
+    j = judge("scopes: []\ndetections:\n  raw_ip: {}\n")
+    bare = {"server_name": None, "name_source": None, "dns_name": None}
+    [alert] = j.judge([flow(uid="C1", **bare)])
+    assert alert.rule == "raw-ip" and alert.severity == "low"
+    assert j.judge([flow(uid="C2", dns_name="api.vendor.example", server_name=None)]) == []
+    assert j.judge([flow(uid="C3", **bare, dst_port=123)]) == []  # NTP to an address
+    assert j.judge([flow(uid="C4", **bare, protocol="udp", ip_proto=17)]) == []
+    assert judge("scopes: []\n").judge([flow(uid="C5", **bare)]) == []  # off by default
