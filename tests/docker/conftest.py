@@ -34,6 +34,18 @@ USER_ID = 1000  # a non-root user in the image
 PORT = 18080  # the HTTP server on the resolver's address
 
 
+def run_to_end(name: str, *args: str) -> str:
+    """``docker run -d --name NAME ARGS...``, waited for (it must exit 0) and removed; returns
+    the container's id."""
+    sh("docker", "rm", "-f", name, check=False)
+    cid = sh("docker", "run", "-d", "--name", name, *args).strip()
+    try:
+        assert sh("docker", "wait", cid).strip() == "0", sh("docker", "logs", name)
+    finally:
+        sh("docker", "rm", "-f", name, check=False)
+    return cid
+
+
 def route_is_local(address: str) -> None:
     route = sh("ip", "route", "get", address)
     if not route.startswith("local "):

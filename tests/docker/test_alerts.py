@@ -11,19 +11,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.capture.netlab import Daemon, sh
+from tests.capture.netlab import Daemon
+from tests.docker.conftest import run_to_end
 from tests.notify.receiver import receiving
 
 
 def run_container(image: str, server: str, name: str, *labels: str) -> str:
-    sh("docker", "rm", "-f", name, check=False)
-    cid = sh("docker", "run", "-d", "--name", name, *labels, image,
-             "wget", "-q", "-O", "/dev/null", server).strip()  # fmt: skip
-    try:
-        assert sh("docker", "wait", cid).strip() == "0", sh("docker", "logs", name)
-    finally:
-        sh("docker", "rm", "-f", name, check=False)
-    return cid
+    return run_to_end(name, *labels, image, "wget", "-q", "-O", "/dev/null", server)
 
 
 def test_an_offline_container_talking_out_raises_exactly_one_alert(

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.capture.netlab import Daemon
-from tests.docker.conftest import route_is_local, sh
+from tests.docker.conftest import route_is_local, run_to_end, sh
 
 SUBNET, REUSED = "203.0.113.192/26", "203.0.113.200"  # a Docker network of the test's own
 
@@ -40,14 +40,8 @@ def lookup(image: str, resolver: str, network: Network, name: str) -> str:
     """A short-lived container on ``network`` at REUSED asks the resolver one question; returns
     its id."""
     route_is_local(resolver)
-    sh("docker", "rm", "-f", name, check=False)
-    cid = sh("docker", "run", "-d", "--name", name, "--network", network.name, "--ip", REUSED,
-             "--dns", resolver, image, "nslookup", "-type=A", "upload.example").strip()  # fmt: skip
-    try:
-        assert sh("docker", "wait", cid).strip() == "0", sh("docker", "logs", name)
-    finally:
-        sh("docker", "rm", "-f", name, check=False)
-    return cid
+    return run_to_end(name, "--network", network.name, "--ip", REUSED, "--dns", resolver, image,
+                      "nslookup", "-type=A", "upload.example")  # fmt: skip
 
 
 def test_each_short_lived_container_is_named_on_its_flows(
