@@ -62,9 +62,9 @@ class Daemon:
         self._stop = threading.Event()
         self._hup = threading.Event()
         self._processes = "off"
+        """Where flows' processes come from: "from eBPF", "from sock_diag" or "off"."""
         self._policy_file: tuple[Path, float] = (Path(), 0.0)
         """The policy file in force and its modification time (a change reloads it)."""
-        """Where flows' processes come from: "from eBPF", "from sock_diag" or "off"."""
         self._finder = InterfaceFinder(docker_socket=settings.capture.docker_socket)
 
     def wanted(self) -> dict[str, bool]:
@@ -96,12 +96,39 @@ class Daemon:
         return 0
 
     def _run(self, capture: CaptureSource, database: Database) -> None:
-        s = self._settings
         database.upgrade()
+        closing: list[Callable[[], object]] = []  # what to close at the end, in reverse
+        built: tuple[Pipeline, BackgroundWriter] | None = None
+        try:
+            built = self._pipeline(database, closing)
+            _log.info("capturing on %s; writing to %s", ", ".join(capture.interfaces), database)
+            self._install_signals()
+            self._loop(capture, built[0])
+        finally:
+            capture.close()
+            if built is not None:
+                pipeline = built[0]
+                while not capture.frames.empty():  # what the rings handed over before closing
+                    self._add(capture.frames.get_nowait(), capture, pipeline)
+                pipeline.finish()
+            for close in reversed(closing):
+                close()
+            if built is not None:
+                _log.info("stopped: %s", self._status(built[0], capture, built[1]))
+
+    def _pipeline(
+        self, database: Database, closing: list[Callable[[], object]]
+    ) -> tuple[Pipeline, BackgroundWriter]:
+        """The live pipeline and everything it draws on (each added to ``closing``): the
+        webhooks, the database writer, GeoIP, conntrack, Docker, the process probe, the policy."""
+        s = self._settings
         courier = self._courier(database)
+        if courier is not None:
+            closing.append(courier.close)  # what is not delivered stays in the outbox
         writer = BackgroundWriter(database, routes=courier.routes if courier else None)
+        closing.append(lambda: _closed(writer))
         geo = GeoResolver(self._geo_paths, reload_interval=s.geoip.reload_interval)
-        decoder = Decoder()
+        closing.append(geo.close)
         conntrack = self._conntrack()
         twins = None
         if s.capture.nat_twins != "off":
@@ -112,45 +139,25 @@ class Daemon:
         inventory = self._docker(containers)
         probe = self._probe(processes) if s.attribution.probe else None
         fallback = None if probe is not None else self._socket_owners()
-        judge = self._judge(containers)
+        for resource in (conntrack, inventory, probe, fallback):
+            if resource is not None:
+                closing.append(resource.close)
         self._processes = "from eBPF" if probe else "from sock_diag" if fallback else "off"
         pipeline = Pipeline(
             s,
             writer,
-            decoder,
+            Decoder(),
             geo=geo,
             live=True,
             twins=twins,
             containers=containers,
             processes=processes if probe is not None or fallback is not None else None,
             on_flow_start=None if fallback is None else self._looked_up(fallback, processes),
-            judge=judge,
+            judge=self._judge(containers),
         )
-        _log.info("capturing on %s; writing to %s", ", ".join(capture.interfaces), database)
-        self._install_signals()
-        try:
-            self._loop(capture, decoder, pipeline)
-        finally:
-            capture.close()
-            while not capture.frames.empty():  # what the rings handed over before closing
-                self._add(capture.frames.get_nowait(), capture, decoder, pipeline)
-            pipeline.finish()
-            if conntrack is not None:
-                conntrack.close()
-            if inventory is not None:
-                inventory.close()
-            if probe is not None:
-                probe.close()
-            if fallback is not None:
-                fallback.close()
-            if not writer.close():
-                _log.error("the database did not take everything before exit")
-            if courier is not None:
-                courier.close()  # what is not delivered yet stays in the outbox for next time
-            _log.info("stopped: %s", self._status(pipeline, capture, writer))
-            geo.close()
+        return pipeline, writer
 
-    def _loop(self, capture: CaptureSource, decoder: Decoder, pipeline: Pipeline) -> None:
+    def _loop(self, capture: CaptureSource, pipeline: Pipeline) -> None:
         c = self._settings.capture
         now = time.time()
         next_tick, next_look, next_report = now + _TICK, now + c.rediscover_interval, now + _REPORT
@@ -160,7 +167,7 @@ class Daemon:
             except queue.Empty:
                 pass
             else:
-                self._add(batch, capture, decoder, pipeline)
+                self._add(batch, capture, pipeline)
             now = time.time()
             if now >= next_tick:
                 next_tick = now + _TICK
@@ -188,10 +195,8 @@ class Daemon:
                 _log.info("%s", self._status(pipeline, capture, None))
 
     @staticmethod
-    def _add(
-        batch: FrameBatch, capture: CaptureSource, decoder: Decoder, pipeline: Pipeline
-    ) -> None:
-        for item in decoder.prepare([batch], capture.interface_name):
+    def _add(batch: FrameBatch, capture: CaptureSource, pipeline: Pipeline) -> None:
+        for item in pipeline.decoder.prepare([batch], capture.interface_name):
             pipeline.add(item)
 
     def _docker(self, containers: ContainerMap) -> DockerInventory | None:
@@ -343,3 +348,8 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except OSError:
         return 0.0
+
+
+def _closed(writer: BackgroundWriter) -> None:
+    if not writer.close():
+        _log.error("the database did not take everything before exit")

@@ -26,6 +26,7 @@ def test_sighup_takes_new_interfaces_and_reports_a_broken_config(lab: Lab, tmp_p
         daemon.proc.send_signal(signal.SIGHUP)
         daemon.wait_for(f"capturing on {second}", timeout=5)
         assert "SIGHUP: config reloaded" in daemon.log.read_text()
+        assert "SIGHUP: policy" in daemon.log.read_text()  # read again too
 
         daemon.config.write_text('[capture]\nrediscover_interval = "soon"\n')
         daemon.proc.send_signal(signal.SIGHUP)
@@ -36,3 +37,12 @@ def test_sighup_takes_new_interfaces_and_reports_a_broken_config(lab: Lab, tmp_p
     finally:
         assert daemon.stop() == 0, daemon.log.read_text()
         sh("ip", "link", "del", second, check=False)
+
+
+def test_a_broken_policy_fails_the_start_naming_its_line(tmp_path: Path) -> None:
+    bad = tmp_path / "policy.yaml"
+    bad.write_text("version: 1\nscopes:\n  - name: x\n    defualt: deny\n")
+    daemon = Daemon(tmp_path, "-i", "lo", config=f'[policy]\npath = "{bad}"\n')
+    assert daemon.proc.wait(timeout=30) == 2
+    assert f"{bad}:4: scopes.0.defualt: unknown key" in daemon.log.read_text()
+    assert "Traceback" not in daemon.log.read_text()
