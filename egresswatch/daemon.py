@@ -153,7 +153,7 @@ class Daemon:
             containers=containers,
             processes=processes if probe is not None or fallback is not None else None,
             on_flow_start=None if fallback is None else self._looked_up(fallback, processes),
-            judge=self._judge(containers),
+            judge=self._judge(containers, database),
         )
         return pipeline, writer
 
@@ -238,9 +238,11 @@ class Daemon:
                   waiting)  # fmt: skip
         return courier
 
-    def _judge(self, containers: ContainerMap) -> PolicyJudge:
-        """The policy (a broken file fails the start: ConfigError names the line)."""
+    def _judge(self, containers: ContainerMap, database: Database) -> PolicyJudge:
+        """The policy (a broken file fails the start: ConfigError names the line), with the
+        destinations reached before."""
         policy, path = policy_in_force(self._settings.policy.path)
+        known, since = database.known_destinations()
         self._policy_file = (path, _mtime(path))
         _log.info("policy %s: %d scopes", path, len(policy.scopes))
 
@@ -248,7 +250,7 @@ class Daemon:
             container = containers.by_id(container_id)
             return container.labels if container else {}
 
-        return PolicyJudge(policy, labels)
+        return PolicyJudge(policy, labels, known=known, learning_since=since)
 
     def _reload_policy(self, judge: PolicyJudge, why: str) -> None:
         """A new policy for the same judge: flows judged already are not judged again."""

@@ -55,6 +55,8 @@ class Sink(Protocol):
         webhooks: Callable[[Alert], list[int]] | None = None,
     ) -> None: ...
 
+    def write_destinations(self, rows: Sequence[tuple[str, str, float]]) -> None: ...
+
 
 _QUEUE_DEPTH = 24  # decoded batches in flight (~2 MB each): the worker runs ahead at start
 
@@ -327,6 +329,9 @@ class Pipeline:
             batch = self.twins.settle(batch, now, final=now == math.inf)
         if batch and self.judge is not None:
             alerts = self.judge.judge(batch)
+            discovered = self.judge.take_discovered()
+            if discovered:  # before the alerts they may raise: a restart must not raise them again
+                self._sink.write_destinations(discovered)
             if alerts:
                 self._sink.write_alerts(alerts, self.judge.policy.suppression_window)
                 self.alerts_raised += len(alerts)

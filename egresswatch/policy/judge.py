@@ -22,11 +22,30 @@ _REMEMBERED = 65_536  # flows judged, remembered so a flow's later records are n
 
 
 class PolicyJudge:
-    def __init__(self, policy: Policy, labels: Labels = lambda _: {}) -> None:
+    """``known``: the (source, destination) pairs reached before (from the database), and
+    ``learning_since`` the oldest of them (None: learning starts with the first flow)."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        labels: Labels = lambda _: {},
+        *,
+        known: set[tuple[str, str]] | None = None,
+        learning_since: float | None = None,
+    ) -> None:
         self.policy = policy
         self._labels = labels
         self._judged: OrderedDict[str, bool] = OrderedDict()
         """flow uid -> whether its upload alert was raised already."""
+        self._known = known if known is not None else set()
+        self._learning_since = learning_since
+        self._discovered: list[tuple[str, str, float]] = []
+
+    def take_discovered(self) -> list[tuple[str, str, float]]:
+        """(source, destination, first seen) pairs first reached since the last call: for the
+        database, so a restart remembers them."""
+        out, self._discovered = self._discovered, []
+        return out
 
     def judge(self, records: Iterable[FlowRecord]) -> list[Alert]:
         alerts: list[Alert] = []
@@ -38,6 +57,7 @@ class PolicyJudge:
                 alerts += self._lists(r)
                 alerts += self._dns(r)
                 alerts += self._raw_ip(r)
+                alerts += self._first_seen(r)
                 seen = False
             if not seen:
                 upload = self._upload(r)
@@ -74,6 +94,20 @@ class PolicyJudge:
         return self._alert(r, None, "upload", upload.severity,
                            f"sent {r.bytes_out / 1e6:,.1f} MB, over the policy's "
                            f"{upload.max_bytes_per_flow / 1e6:,.1f} MB per flow")  # fmt: skip
+
+    def _first_seen(self, r: FlowRecord) -> list[Alert]:
+        pair = (_source(r), r.server_name or r.dst_ip)
+        if pair in self._known:
+            return []
+        self._known.add(pair)
+        self._discovered.append((*pair, r.first_seen))
+        if self._learning_since is None:
+            self._learning_since = r.first_seen
+        d = self.policy.detections.first_seen
+        if d is None or r.first_seen < self._learning_since + d.learning_hours * 3600:
+            return []
+        return [self._alert(r, None, "first-seen destination", d.severity,
+                            f"{pair[0]} never reached {pair[1]} before")]  # fmt: skip
 
     def _dns(self, r: FlowRecord) -> list[Alert]:
         d = self.policy.detections.dns
@@ -119,7 +153,7 @@ class PolicyJudge:
 
     def _alert(self, r: FlowRecord, scope: Scope | None, rule: str, severity: str,
                why: str = "") -> Alert:  # fmt: skip
-        source = r.container_name or r.container_id or r.process or r.src_ip
+        source = _source(r)
         destination = r.server_name or r.dst_ip
         key = f"{rule}|{source}|{destination}|{r.dst_port}"
         who = f"container {r.container_name or r.container_id[:12]}" if r.container_id else "host"
@@ -132,6 +166,12 @@ class PolicyJudge:
             summary += f"; {why}"
         return Alert(uid=alert_uid(key, r.uid), time=r.first_seen, rule=rule, severity=severity,
                      summary=summary, dedup_key=key, flow=r)  # fmt: skip
+
+
+def _source(r: FlowRecord) -> str:
+    """Who, for first-seen destinations: the container's name, else the process's, else the
+    initiator's address."""
+    return r.container_name or r.container_id or r.process or r.src_ip
 
 
 def _any_glob(patterns: list[str], value: str | None) -> bool:

@@ -119,12 +119,23 @@ class DnsDetection(_Strict):
         return value
 
 
+class FirstSeenDetection(_Strict):
+    """A source (container, else process, else host address) reaching a destination (server
+    name, else address) it never reached before, once the learning period is over."""
+
+    learning_hours: float = Field(default=24.0, ge=0)
+    """Quiet for this long after egresswatch first ran on this database: what is reached then
+    is the normal the rest is judged against."""
+    severity: Severity = "medium"
+
+
 class Detections(_Strict):
     upload: UploadDetection | None = Field(default_factory=UploadDetection)
     """None (``upload: null``) turns it off."""
     raw_ip: RawIpDetection | None = None
     """Off unless given (``raw_ip: {}`` turns it on with its defaults)."""
     dns: DnsDetection | None = Field(default_factory=DnsDetection)
+    first_seen: FirstSeenDetection | None = Field(default_factory=FirstSeenDetection)
 
 
 class Policy(_Strict):

@@ -44,8 +44,8 @@ class BackgroundWriter:
         self._routes = routes
         """Which webhooks each new alert is queued for (in the alert's own transaction)."""
         self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=max_batches)
-        self._alerts: queue.Queue[tuple[Sequence[Alert], float]] = queue.Queue()
-        """Never bounded, never dropped: alerts are few (repeats are counted, not queued)."""
+        self._urgent: queue.Queue[Callable[[], None]] = queue.Queue()
+        """Alerts and first-seen destinations: never bounded, never dropped (they are few)."""
         self._retry_after = retry_after
         self.dropped: Counter[str] = Counter()
         """Records (flows, dns) dropped because the queue was full."""
@@ -66,7 +66,13 @@ class BackgroundWriter:
         window: float,
         webhooks: Callable[[Alert], list[int]] | None = None,
     ) -> None:
-        self._alerts.put((alerts, window))
+        self._urgently(lambda: self._sink.write_alerts(alerts, window, self._routes))
+
+    def write_destinations(self, rows: Sequence[tuple[str, str, float]]) -> None:
+        self._urgently(lambda: self._sink.write_destinations(rows))
+
+    def _urgently(self, write: Callable[[], None]) -> None:
+        self._urgent.put(write)
         with contextlib.suppress(queue.Full):  # a full queue wakes the writer soon anyway
             self._queue.put_nowait(_WAKE)
 
@@ -91,15 +97,12 @@ class BackgroundWriter:
     def _run(self) -> None:
         while True:
             item = self._queue.get()
-            while not self._alerts.empty():  # before the flows: the owner waits for these
-                self._write_alerts(*self._alerts.get_nowait())
+            while not self._urgent.empty():  # before the flows: the owner waits for alerts
+                self._retrying(self._urgent.get_nowait())
             if item is None:
                 return
             if item[1]:
                 self._write(item)
-
-    def _write_alerts(self, alerts: Sequence[Alert], window: float) -> None:
-        self._retrying(lambda: self._sink.write_alerts(alerts, window, self._routes))
 
     def _write(self, item: _Item) -> None:
         if item[0] == "flows":

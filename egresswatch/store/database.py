@@ -19,11 +19,17 @@ from egresswatch.store.queries import (
     AlertFilter,
     DnsFilter,
     FlowFilter,
+    known_destinations,
     select_alerts,
     select_dns,
     select_flows,
 )
-from egresswatch.store.writer import insert_dns, upsert_flows, write_alerts
+from egresswatch.store.writer import (
+    insert_dns,
+    upsert_flows,
+    write_alerts,
+    write_destinations,
+)
 
 T = TypeVar("T")
 F = TypeVar("F")
@@ -65,6 +71,14 @@ class Database:
             self._write(
                 lambda conn, items: write_alerts(conn, items, window, routes), alerts, "alerts"
             )
+
+    def write_destinations(self, rows: Sequence[tuple[str, str, float]]) -> None:
+        """(source, destination, first seen) pairs, each stored once."""
+        self._write(write_destinations, rows, "destinations")
+
+    def known_destinations(self) -> tuple[set[tuple[str, str]], float | None]:
+        """Every (source, destination) stored, and the oldest first sighting."""
+        return self._transaction(known_destinations, "destinations")
 
     def acknowledge(self, uids: list[str]) -> list[str]:
         """Mark these alerts acknowledged; returns the uids that exist."""

@@ -151,3 +151,21 @@ class OutboxRow(Base):
         Index("ix_outbox_pending", "delivered", "next_attempt"),
         Index("ix_outbox_alert_uid_webhook", "alert_uid", "webhook", unique=True),
     )
+
+
+class DestinationRow(Base):
+    """Each destination each source has reached, first time only: what "first seen" is
+    judged against, kept across restarts. The oldest row starts the learning period."""
+
+    __tablename__ = "destinations"
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(255))
+    """The container's name, else the process's name, else the host's address."""
+    destination: Mapped[str] = mapped_column(String(255))
+    """The server name, else the address."""
+    first_seen: Mapped[float] = mapped_column(Float(precision=53))
+
+    __table_args__ = (
+        Index("ix_destinations_source_destination", "source", "destination", unique=True),
+    )

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, select
 
-from egresswatch.store.models import AlertRow, DnsAddressRow, DnsRow, FlowRow
+from egresswatch.store.models import AlertRow, DestinationRow, DnsAddressRow, DnsRow, FlowRow
 
 _HIDDEN = {"id", "dst_addr"}
 FLOW_FIELDS = [c.name for c in FlowRow.__table__.columns if c.name not in _HIDDEN]
@@ -158,3 +158,15 @@ def select_alerts(conn: Connection, flt: AlertFilter) -> Iterator[dict[str, Any]
         out["flow"] = json.loads(out["flow"])
         del out["id"]
         yield out
+
+
+def known_destinations(conn: Connection) -> tuple[set[tuple[str, str]], float | None]:
+    """Every (source, destination) pair stored, and the oldest first sighting (None: none)."""
+    pairs: set[tuple[str, str]] = set()
+    oldest: float | None = None
+    for source, dest, at in conn.execute(
+        select(DestinationRow.source, DestinationRow.destination, DestinationRow.first_seen)
+    ):
+        pairs.add((source, dest))
+        oldest = at if oldest is None else min(oldest, at)
+    return pairs, oldest

@@ -13,7 +13,15 @@ from sqlalchemy import Connection, insert, select, update
 from egresswatch.flows.record import FlowRecord
 from egresswatch.names.passive_dns import DnsAnswer
 from egresswatch.policy.alert import Alert
-from egresswatch.store.models import AlertRow, Base, DnsAddressRow, DnsRow, FlowRow, OutboxRow
+from egresswatch.store.models import (
+    AlertRow,
+    Base,
+    DestinationRow,
+    DnsAddressRow,
+    DnsRow,
+    FlowRow,
+    OutboxRow,
+)
 from egresswatch.store.queries import address_key
 
 # Columns an interim update may change; first_seen and the 5-tuple never change for a uid.
@@ -183,3 +191,22 @@ def write_alerts(
                     alert_uid=a.uid, webhook=webhook, created=a.time, attempts=0, next_attempt=0.0
                 )
             )
+
+
+def write_destinations(conn: Connection, rows: Sequence[tuple[str, str, float]]) -> None:
+    """(source, destination, first seen) pairs not stored yet (a pair already there is kept as
+    it was: its first sighting)."""
+    wanted = {(source, dest): at for source, dest, at in rows}
+    sources = {source for source, _ in wanted}
+    stored = conn.execute(
+        select(DestinationRow.source, DestinationRow.destination).where(
+            DestinationRow.source.in_(sources)
+        )
+    )
+    for source, dest in stored:
+        wanted.pop((source, dest), None)
+    if wanted:
+        conn.execute(
+            insert(DestinationRow),
+            [{"source": s, "destination": d, "first_seen": at} for (s, d), at in wanted.items()],
+        )

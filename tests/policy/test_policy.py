@@ -131,3 +131,27 @@ def test_raw_ip_egress_only_when_nothing_named_the_destination() -> None:
     assert j.judge([flow(uid="C3", **bare, dst_port=123)]) == []  # NTP to an address
     assert j.judge([flow(uid="C4", **bare, protocol="udp", ip_proto=17)]) == []
     assert judge("scopes: []\n").judge([flow(uid="C5", **bare)]) == []  # off by default
+
+
+def test_first_seen_destinations_after_the_learning_period() -> None:
+    """Quiet while learning what is normal; then a destination a source never reached is an
+    alert, once; what was learned survives a restart (the pairs go to the database)."""
+    j = judge("scopes: []\ndetections:\n  first_seen: {learning_hours: 1}\n")
+    day0 = [flow(uid=f"L{n}", first_seen=100.0 + n, server_name=f"{n}.models.example")
+            for n in range(3)]  # fmt: skip
+    assert j.judge(day0) == []
+    learned = j.take_discovered()
+    assert [(s, d) for s, d, _ in learned] == [("ollama", f"{n}.models.example") for n in range(3)]
+    later = 100.0 + 3600 + 1
+    assert j.judge([flow(uid="K1", first_seen=later, server_name="1.models.example")]) == []
+    [new] = j.judge([flow(uid="N1", first_seen=later, server_name="telemetry.vendor.example")])
+    assert new.rule == "first-seen destination" and "never reached telemetry" in new.summary
+    assert (
+        j.judge([flow(uid="N2", first_seen=later + 5, server_name="telemetry.vendor.example")])
+        == []
+    )
+    other = flow(uid="N3", first_seen=later, container_name="dify", container_id="d" * 64)
+    assert [a.rule for a in j.judge([other])] == ["first-seen destination"]  # per source
+
+    restarted = PolicyJudge(j.policy, known={(s, d) for s, d, _ in learned}, learning_since=100.0)
+    assert restarted.judge([flow(uid="K2", first_seen=later, server_name="2.models.example")]) == []

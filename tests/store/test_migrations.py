@@ -82,7 +82,7 @@ def test_models_and_an_empty_database_differ(db: Database) -> None:
     with db.engine.connect() as conn:
         differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     added = [d[1].name for d in differences if isinstance(d, tuple) and d[0] == "add_table"]
-    assert sorted(added) == ["alerts", "dns", "dns_addresses", "flows", "outbox"]
+    assert sorted(added) == ["alerts", "destinations", "dns", "dns_addresses", "flows", "outbox"]
 
 
 def downgrade_to_base(db: Database) -> None:
