@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 
 from egresswatch.flows.record import Direction, FlowRecord
 from egresswatch.policy.alert import Alert, alert_uid
+from egresswatch.policy.beacons import BeaconWatch
 from egresswatch.policy.model import Destination, Match, Policy, Scope
 
 Labels = Callable[[str], dict[str, str]]
@@ -40,6 +41,7 @@ class PolicyJudge:
         self._known = known if known is not None else set()
         self._learning_since = learning_since
         self._discovered: list[tuple[str, str, float]] = []
+        self._beacons = BeaconWatch()
 
     def take_discovered(self) -> list[tuple[str, str, float]]:
         """(source, destination, first seen) pairs first reached since the last call: for the
@@ -58,6 +60,7 @@ class PolicyJudge:
                 alerts += self._dns(r)
                 alerts += self._raw_ip(r)
                 alerts += self._first_seen(r)
+                alerts += self._beaconing(r)
                 seen = False
             if not seen:
                 upload = self._upload(r)
@@ -108,6 +111,19 @@ class PolicyJudge:
             return []
         return [self._alert(r, None, "first-seen destination", d.severity,
                             f"{pair[0]} never reached {pair[1]} before")]  # fmt: skip
+
+    def _beaconing(self, r: FlowRecord) -> list[Alert]:
+        d = self.policy.detections.beaconing
+        if d is None:
+            return []
+        pair = (_source(r), r.server_name or r.dst_ip)
+        beacon = self._beacons.connection(pair, r.first_seen, r.bytes_out, d)
+        if beacon is None:
+            return []
+        timing, sizes, count = beacon
+        why = (f"{count} connections at regular intervals (regularity {timing:.2f}) "
+               f"with regular sizes ({sizes:.2f})")  # fmt: skip
+        return [self._alert(r, None, "beaconing", d.severity, why)]
 
     def _dns(self, r: FlowRecord) -> list[Alert]:
         d = self.policy.detections.dns

@@ -129,6 +129,22 @@ class FirstSeenDetection(_Strict):
     severity: Severity = "medium"
 
 
+class BeaconDetection(_Strict):
+    """Periodic connections from one source to one destination (RITA-style): regular intervals
+    and regular sizes over a window, as implants and telemetry calling home make them."""
+
+    min_connections: int = Field(default=8, ge=4)
+    """Connections needed before the pattern is judged."""
+    window_hours: float = Field(default=6.0, gt=0)
+    """Only connections this recent count."""
+    min_interval: float = Field(default=10.0, ge=0)
+    """Seconds: connections closer together than this (median) are a burst, not a beacon."""
+    min_regularity: float = Field(default=0.8, gt=0, le=1)
+    """1 - (median absolute deviation / median) of the intervals, and of the bytes sent: 1 is
+    a metronome; jittered beacons score about 0.8-0.95, people browsing far lower."""
+    severity: Severity = "medium"
+
+
 class Detections(_Strict):
     upload: UploadDetection | None = Field(default_factory=UploadDetection)
     """None (``upload: null``) turns it off."""
@@ -136,6 +152,7 @@ class Detections(_Strict):
     """Off unless given (``raw_ip: {}`` turns it on with its defaults)."""
     dns: DnsDetection | None = Field(default_factory=DnsDetection)
     first_seen: FirstSeenDetection | None = Field(default_factory=FirstSeenDetection)
+    beaconing: BeaconDetection | None = Field(default_factory=BeaconDetection)
 
 
 class Policy(_Strict):

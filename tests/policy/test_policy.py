@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import random
 
 import pytest
 
@@ -155,3 +157,27 @@ def test_first_seen_destinations_after_the_learning_period() -> None:
 
     restarted = PolicyJudge(j.policy, known={(s, d) for s, d, _ in learned}, learning_since=100.0)
     assert restarted.judge([flow(uid="K2", first_seen=later, server_name="2.models.example")]) == []
+
+
+def calls(
+    times: list[float], sizes: list[int], name: str = "c2.vendor.example"
+) -> list[FlowRecord]:
+    return [flow(uid=f"B{i}", first_seen=t, bytes_out=n, server_name=name)
+            for i, (t, n) in enumerate(zip(times, sizes, strict=True))]  # fmt: skip
+
+
+def test_a_jittered_beacon_is_found_and_browsing_is_not() -> None:
+    rng = random.Random(7)
+    j = judge("scopes: []\ndetections:\n  first_seen: null\n")
+    # Every 60 s with +-10% jitter, about 500 bytes each: calling home.
+    beacon_times = [1000.0 + 60 * i + rng.uniform(-6, 6) for i in range(12)]
+    beacon = calls(beacon_times, [rng.randint(480, 520) for _ in range(12)])
+    alerts = j.judge(beacon)
+    assert [a.rule for a in alerts] == ["beaconing"]
+    assert "regular intervals" in alerts[0].summary
+    # People browsing: irregular gaps, sizes all over the place; a burst of API calls.
+    browse_times = list(itertools.accumulate(rng.expovariate(1 / 90) for _ in range(60)))
+    sizes = [rng.randint(300, 90_000) for _ in range(60)]
+    browsing = calls([5000 + t for t in browse_times], sizes, name="news.example")
+    burst = calls([9000 + 0.2 * i for i in range(40)], [700] * 40, name="api.vendor.example")
+    assert j.judge(browsing) == [] and j.judge(burst) == []
