@@ -252,6 +252,7 @@ class Pipeline:
         """Live, with bridges captured: drops the uplink sightings of NAT'd container flows."""
         self._pending: list[FlowRecord] = []
         self._answers: list[DnsAnswer] = []
+        self._dns_alerts: list[Alert] = []
         self.answers_written = 0
         self.alerts_raised = 0
         self._next_sweep = -math.inf
@@ -280,6 +281,8 @@ class Pipeline:
         if answers:
             self.enricher.learn(answers)
             self._answers.extend(answers)
+            if self.judge is not None:
+                self._dns_alerts.extend(self.judge.judge_dns(answers))
         self.packets += item.packets
 
     def tick(self, now: float) -> None:
@@ -327,8 +330,10 @@ class Pipeline:
         batch, self._pending = self._pending, []
         if self.twins is not None:
             batch = self.twins.settle(batch, now, final=now == math.inf)
-        if batch and self.judge is not None:
+        if self.judge is not None:
             alerts = self.judge.judge(batch)
+            alerts += self._dns_alerts
+            self._dns_alerts = []
             discovered = self.judge.take_discovered()
             if discovered:  # before the alerts they may raise: a restart must not raise them again
                 self._sink.write_destinations(discovered)

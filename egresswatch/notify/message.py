@@ -19,12 +19,16 @@ def slack_message(alert: dict[str, Any]) -> dict[str, Any]:
     without blocks) and blocks with severity, container, process, destination, place, bytes,
     rule and uid."""
     flow = alert["flow"]
-    destination = f"{flow['dst_ip']}:{flow['dst_port']}"
-    if flow.get("server_name"):
-        destination = f"{flow['server_name']} ({destination})"
-    place = " ".join(p for p in (flow.get("country") or "", _asn(flow)) if p) or "unknown"
-    container = flow.get("container_name") or (flow.get("container_id") or "")[:12] or "host"
-    process = f"{flow['process']} (pid {flow['pid']})" if flow.get("process") else "unknown"
+    if flow:
+        destination = f"{flow['dst_ip']}:{flow['dst_port']}"
+        if flow.get("server_name"):
+            destination = f"{flow['server_name']} ({destination})"
+        place = " ".join(p for p in (flow.get("country") or "", _asn(flow)) if p) or "unknown"
+        container = flow.get("container_name") or (flow.get("container_id") or "")[:12] or "host"
+        process = f"{flow['process']} (pid {flow['pid']})" if flow.get("process") else "unknown"
+        volume = f"{flow['bytes_out']:,} B / {flow['bytes_in']:,} B"
+    else:  # raised by DNS answers, not by one flow: the summary says who and what
+        destination, place, container, process, volume = "see summary", "-", "-", "-", "-"
     fields = [
         ("Severity", alert["severity"]),
         ("Rule", alert["rule"]),
@@ -32,7 +36,7 @@ def slack_message(alert: dict[str, Any]) -> dict[str, Any]:
         ("Process", process),
         ("Destination", destination),
         ("Country / AS", place),
-        ("Sent / received", f"{flow['bytes_out']:,} B / {flow['bytes_in']:,} B"),
+        ("Sent / received", volume),
         ("First seen", _time(alert["time"])),
         ("Count", str(alert.get("count", 1))),
         ("Alert", alert["uid"]),

@@ -25,8 +25,13 @@ class Alert:
     """One line for a human: who, to where, how much, why."""
     dedup_key: str
     """Same rule, same source (container or process or address), same destination."""
-    flow: FlowRecord
-    """The flow that raised it (the first one, for a repeated alert)."""
+    flow: FlowRecord | None
+    """The flow that raised it (the first one, for a repeated alert); None for what DNS
+    answers raised (tunnelling), which ``source`` and ``destination`` then say."""
+    source: str = ""
+    """Who: the container, process or address (when there is no flow)."""
+    destination: str = ""
+    """To what: the domain (when there is no flow)."""
 
 
 def alert_uid(dedup_key: str, flow_uid: str) -> str:

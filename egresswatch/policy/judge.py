@@ -13,9 +13,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from egresswatch.flows.record import Direction, FlowRecord
+from egresswatch.names.passive_dns import DnsAnswer
 from egresswatch.policy.alert import Alert, alert_uid
 from egresswatch.policy.beacons import BeaconWatch
 from egresswatch.policy.model import Destination, Match, Policy, Scope
+from egresswatch.policy.tunnels import TunnelWatch, base_domain
 
 Labels = Callable[[str], dict[str, str]]
 """container id -> its labels (from Docker; {} when unknown)."""
@@ -42,6 +44,7 @@ class PolicyJudge:
         self._learning_since = learning_since
         self._discovered: list[tuple[str, str, float]] = []
         self._beacons = BeaconWatch()
+        self._tunnels = TunnelWatch()
 
     def take_discovered(self) -> list[tuple[str, str, float]]:
         """(source, destination, first seen) pairs first reached since the last call: for the
@@ -68,6 +71,29 @@ class PolicyJudge:
                     alerts.append(upload)
                     seen = True
             self._remember(r, seen)
+        return alerts
+
+    def judge_dns(self, answers: Iterable[DnsAnswer]) -> list[Alert]:
+        """DNS responses, for tunnelling (they are judged apart from flows)."""
+        d = self.policy.detections.dns_tunnel
+        if d is None:
+            return []
+        alerts = []
+        for a in answers:
+            sign = self._tunnels.question(a.client, a.query, a.qtype, a.time, d)
+            if sign is None:
+                continue
+            domain = base_domain(a.query)
+            rule = "dns tunnel"
+            key = f"{rule}|{a.client}|{domain}"
+            summary = (
+                f"{a.client} -> DNS under {domain}: {rule}; {sign.unique} unique names, longest "
+                f"labels {sign.mean_label:.0f} characters, {sign.mean_entropy:.1f} bits/character, "
+                f"{sign.data_share:.0%} TXT/NULL questions"
+            )
+            alerts.append(Alert(uid=alert_uid(key, a.uid), time=a.time, rule=rule,
+                                severity=d.severity, summary=summary, dedup_key=key, flow=None,
+                                source=a.client, destination=domain))  # fmt: skip
         return alerts
 
     def _remember(self, r: FlowRecord, upload_raised: bool) -> None:

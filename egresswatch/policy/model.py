@@ -145,6 +145,21 @@ class BeaconDetection(_Strict):
     severity: Severity = "medium"
 
 
+class DnsTunnelDetection(_Strict):
+    """Data carried in DNS names: one client asking many unique, long, random-looking names
+    under one domain (or mostly TXT/NULL questions) within a window."""
+
+    window_minutes: float = Field(default=10.0, gt=0)
+    min_unique: int = Field(default=50, ge=2)
+    """Unique names under one domain from one client within the window, at least."""
+    min_label_length: int = Field(default=24, ge=1)
+    """...whose mean longest label is at least this long..."""
+    min_entropy: float = Field(default=3.5, ge=0)
+    """...or whose labels carry at least this many bits per character (random data: about
+    4 to 5; words and CDN host names: about 2.5 to 3.5); or mostly TXT or NULL questions."""
+    severity: Severity = "high"
+
+
 class Detections(_Strict):
     upload: UploadDetection | None = Field(default_factory=UploadDetection)
     """None (``upload: null``) turns it off."""
@@ -153,6 +168,7 @@ class Detections(_Strict):
     dns: DnsDetection | None = Field(default_factory=DnsDetection)
     first_seen: FirstSeenDetection | None = Field(default_factory=FirstSeenDetection)
     beaconing: BeaconDetection | None = Field(default_factory=BeaconDetection)
+    dns_tunnel: DnsTunnelDetection | None = Field(default_factory=DnsTunnelDetection)
 
 
 class Policy(_Strict):

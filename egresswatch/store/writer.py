@@ -180,8 +180,8 @@ def write_alerts(
             "summary": a.summary,
             "dedup_key": a.dedup_key,
             "count": 1,
-            "flow_uid": a.flow.uid,
-            "flow": json.dumps(dataclasses.asdict(a.flow)),
+            "flow_uid": a.flow.uid if a.flow else "",
+            "flow": json.dumps(dataclasses.asdict(a.flow) if a.flow else {}),
             "acknowledged": False,
         }
         conn.execute(insert(AlertRow).values(**row))

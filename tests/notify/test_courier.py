@@ -77,3 +77,17 @@ def test_webhooks_are_routed_by_severity_and_json_ones_are_signed(tmp_path: Path
         [body] = hook.accepted
         assert [a["uid"] for a in body["alerts"]] == ["A1"] and hook.refused_as_invalid == []
         assert body["alerts"][0]["flow"]["container_name"] == "ollama"
+
+
+def test_an_alert_raised_by_dns_answers_is_posted_too(tmp_path: Path) -> None:
+    db = database(tmp_path)
+    tunnel = Alert(uid="Atunnel", time=1_800_000_000.0, rule="dns tunnel", severity="high",
+                   summary="172.17.0.5 -> DNS under exfil.example: dns tunnel", flow=None,
+                   dedup_key="dns tunnel|172.17.0.5|exfil.example", source="172.17.0.5",
+                   destination="exfil.example")  # fmt: skip
+    with receiving() as (receiver, url):
+        courier = Courier(db, [Target(SecretStr(url))])
+        db.write_alerts([tunnel], 3600, courier.routes)
+        until_delivered(courier, db)
+        [posted] = receiver.accepted
+        assert "exfil.example" in posted["text"] and receiver.refused_as_invalid == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import itertools
 import random
@@ -10,6 +11,7 @@ import pytest
 
 from egresswatch.errors import ConfigError
 from egresswatch.flows.record import Direction, FlowRecord
+from egresswatch.names.passive_dns import DnsAnswer
 from egresswatch.policy.judge import PolicyJudge
 from egresswatch.policy.load import BUILT_IN, load_policy, parse_policy
 
@@ -181,3 +183,28 @@ def test_a_jittered_beacon_is_found_and_browsing_is_not() -> None:
     browsing = calls([5000 + t for t in browse_times], sizes, name="news.example")
     burst = calls([9000 + 0.2 * i for i in range(40)], [700] * 40, name="api.vendor.example")
     assert j.judge(browsing) == [] and j.judge(burst) == []
+
+
+def answers(client: str, names: list[str], qtype: str = "A") -> list[DnsAnswer]:
+    return [DnsAnswer(f"D{client}{i}", 1000.0 + i, client, "10.0.0.53", name, qtype, "NOERROR",
+                      (), None, ()) for i, name in enumerate(names)]  # fmt: skip
+
+
+def test_a_dns_tunnel_is_found_and_a_cdns_subdomains_are_not() -> None:
+    rng = random.Random(3)
+    j = judge("scopes: []\n")
+
+    def chunk(n: int) -> str:
+        return base64.b32encode(rng.randbytes(n)).decode().rstrip("=").lower()
+
+    tunnel = answers("172.17.0.5", [f"{chunk(30)}.{chunk(10)}.t.exfil.example" for _ in range(60)])
+    [alert] = j.judge_dns(tunnel)
+    assert alert.rule == "dns tunnel" and alert.flow is None
+    assert "DNS under exfil.example" in alert.summary and alert.source == "172.17.0.5"
+    # Many hosts of a CDN and of a busy site, from one client: short, word-like or short hex.
+    cdn = [f"d{rng.randbytes(6).hex()}.cloudfront.net" for _ in range(80)]
+    site = [f"{w}-{i}.static.news.example" for i in range(20) for w in ("img", "api", "cdn", "ads")]
+    assert j.judge_dns(answers("172.17.0.6", cdn)) == []
+    assert j.judge_dns(answers("172.17.0.6", site)) == []
+    txt = answers("172.17.0.7", [f"{i}.c2.example" for i in range(60)], qtype="TXT")
+    assert [a.rule for a in j.judge_dns(txt)] == ["dns tunnel"]
