@@ -252,7 +252,8 @@ class Pipeline:
         """Live, with bridges captured: drops the uplink sightings of NAT'd container flows."""
         self._pending: list[FlowRecord] = []
         self._answers: list[DnsAnswer] = []
-        self._dns_alerts: list[Alert] = []
+        self._other_alerts: list[Alert] = []
+        """Alerts raised by something else than a flow record (DNS answers, image changes)."""
         self.answers_written = 0
         self.alerts_raised = 0
         self._next_sweep = -math.inf
@@ -282,12 +283,16 @@ class Pipeline:
             self.enricher.learn(answers)
             self._answers.extend(answers)
             if self.judge is not None:
-                self._dns_alerts.extend(self.judge.judge_dns(answers))
+                self._other_alerts.extend(self.judge.judge_dns(answers))
         self.packets += item.packets
 
     def tick(self, now: float) -> None:
         """Live: time passes without packets too. Sweep at ``now`` and write out everything
         pending, so ended flows and DNS answers reach the database within a tick."""
+        containers = self.enricher.containers
+        if self.judge is not None and containers is not None:
+            for container, before, at in containers.take_image_changes():
+                self._other_alerts.extend(self.judge.image_changed(container, before, at))
         self._next_sweep = now + self._sweep_interval
         self._pending.extend(self.table.sweep(now))
         self._write(now)
@@ -332,8 +337,8 @@ class Pipeline:
             batch = self.twins.settle(batch, now, final=now == math.inf)
         if self.judge is not None:
             alerts = self.judge.judge(batch)
-            alerts += self._dns_alerts
-            self._dns_alerts = []
+            alerts += self._other_alerts
+            self._other_alerts = []
             discovered = self.judge.take_discovered()
             if discovered:  # before the alerts they may raise: a restart must not raise them again
                 self._sink.write_destinations(discovered)

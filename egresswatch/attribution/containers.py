@@ -48,6 +48,10 @@ class ContainerMap:
         self._per_address = per_address
         self._by_address: dict[str, list[_Tenure]] = {}
         self._by_id: dict[str, Container] = {}
+        self._image_of: dict[str, str] = {}
+        """container name -> the image id it last ran: a container recreated under its name from
+        another image is an image change (an auto-update pulled new code)."""
+        self._image_changes: list[tuple[Container, str, float]] = []
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -58,6 +62,11 @@ class ContainerMap:
         it held before and no longer lists is released at ``since``."""
         with self._lock:
             self._by_id[container.id] = container
+            before = self._image_of.get(container.name)
+            if container.image_id and before and before != container.image_id:
+                self._image_changes.append((container, before, since))
+            if container.image_id:
+                self._image_of[container.name] = container.image_id
             for address, tenures in self._by_address.items():
                 last = tenures[-1]
                 if last.container.id == container.id and address not in addresses:
@@ -91,6 +100,12 @@ class ContainerMap:
                 if tenure.since <= when <= tenure.until:
                     return tenure.container
         return None
+
+    def take_image_changes(self) -> list[tuple[Container, str, float]]:
+        """(container, the image id its name ran before, when) since the last call."""
+        with self._lock:
+            out, self._image_changes = self._image_changes, []
+        return out
 
     def by_id(self, container_id: str) -> Container | None:
         """A container Docker told of, by id (also one on the host's network)."""

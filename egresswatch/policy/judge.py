@@ -12,6 +12,7 @@ import ipaddress
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
+from egresswatch.attribution.containers import Container
 from egresswatch.flows.record import Direction, FlowRecord
 from egresswatch.names.passive_dns import DnsAnswer
 from egresswatch.policy.alert import Alert, alert_uid
@@ -95,6 +96,19 @@ class PolicyJudge:
                                 severity=d.severity, summary=summary, dedup_key=key, flow=None,
                                 source=a.client, destination=domain))  # fmt: skip
         return alerts
+
+    def image_changed(self, container: Container, before: str, at: float) -> list[Alert]:
+        """A container recreated under its name from another image."""
+        d = self.policy.detections.image_change
+        if d is None:
+            return []
+        rule = "image changed"
+        key = f"{rule}|{container.name}|{container.image_id}"
+        summary = (f"container {container.name} ({container.image}) now runs image "
+                   f"{container.image_id[:19]}, not {before[:19]}: {rule}")  # fmt: skip
+        return [Alert(uid=alert_uid(key, container.id), time=at, rule=rule, severity=d.severity,
+                      summary=summary, dedup_key=key, flow=None, source=container.name,
+                      destination=container.image)]  # fmt: skip
 
     def _remember(self, r: FlowRecord, upload_raised: bool) -> None:
         if r.closed:

@@ -160,6 +160,13 @@ class DnsTunnelDetection(_Strict):
     severity: Severity = "high"
 
 
+class ImageChangeDetection(_Strict):
+    """A container recreated under its name from another image: an auto-update pulled new
+    code (seen while egresswatch runs)."""
+
+    severity: Severity = "medium"
+
+
 class Detections(_Strict):
     upload: UploadDetection | None = Field(default_factory=UploadDetection)
     """None (``upload: null``) turns it off."""
@@ -169,6 +176,7 @@ class Detections(_Strict):
     first_seen: FirstSeenDetection | None = Field(default_factory=FirstSeenDetection)
     beaconing: BeaconDetection | None = Field(default_factory=BeaconDetection)
     dns_tunnel: DnsTunnelDetection | None = Field(default_factory=DnsTunnelDetection)
+    image_change: ImageChangeDetection | None = Field(default_factory=ImageChangeDetection)
 
 
 class Policy(_Strict):

@@ -43,3 +43,16 @@ def test_gone_containers_are_forgotten_after_keep() -> None:
     assert m.at(IP, 120.0) == A
     m.forget(now=211.0)
     assert m.at(IP, 120.0) is None and len(m) == 0
+
+
+def test_a_name_recreated_from_another_image_is_an_image_change() -> None:
+    m = ContainerMap()
+    old = Container(id="a" * 64, name="ollama", image="ollama/ollama:latest", image_id="sha256:1")
+    new = Container(id="b" * 64, name="ollama", image="ollama/ollama:latest", image_id="sha256:2")
+    m.holds(old, [IP], since=100.0)
+    m.holds(old, [IP], since=150.0)  # the same container seen again: nothing changed
+    assert m.take_image_changes() == []
+    m.released(old.id, at=200.0)
+    m.holds(new, [IP], since=210.0)
+    assert m.take_image_changes() == [(new, "sha256:1", 210.0)]
+    assert m.take_image_changes() == []

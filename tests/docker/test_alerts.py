@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.capture.netlab import Daemon
+from tests.capture.netlab import Daemon, sh
 from tests.docker.conftest import run_to_end
 from tests.notify.receiver import receiving
 
@@ -101,3 +101,24 @@ def wait(condition: Callable[[], bool], what: str, limit: float = 20.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
+
+
+def test_a_container_recreated_from_another_image_raises_an_alert(
+    image: str, tmp_path: Path
+) -> None:
+    """docker compose pull && up, in short: the same name, a new image."""
+    rootfs = tmp_path / "rootfs.tar"
+    sh("sh", "-c", f"c=$(docker create {image} true); docker export $c > {rootfs}; docker rm $c")
+    updated = f"{image}-updated"
+    sh("sh", "-c", f"docker import -c 'LABEL version=2' {rootfs} {updated}")
+    daemon = Daemon(tmp_path, "-i", "docker0", config=f'[policy]\npath = "{tmp_path / "x"}"\n')
+    try:
+        daemon.wait_for("capturing on")
+        run_to_end("ewt-app", image, "true")
+        run_to_end("ewt-app", updated, "true")
+        wait(lambda: "image changed" in str(daemon.rows("alerts")), "the image-change alert", 10)
+    finally:
+        assert daemon.stop() == 0, daemon.log.read_text()
+        sh("docker", "rmi", "-f", updated, check=False)
+    [alert] = daemon.rows("alerts")
+    assert alert["rule"] == "image changed" and "container ewt-app" in str(alert["summary"])
