@@ -29,6 +29,7 @@ from egresswatch.capture.source import CaptureSource, capture_source
 from egresswatch.config import Settings
 from egresswatch.dockerapi import DockerApi
 from egresswatch.errors import CaptureError, ConfigError
+from egresswatch.flows.evidence import Evidence
 from egresswatch.flows.nat import NatTwins
 from egresswatch.flows.table import OnStart
 from egresswatch.geo.resolver import GeoResolver
@@ -146,7 +147,7 @@ class Daemon:
         pipeline = Pipeline(
             s,
             writer,
-            Decoder(),
+            Decoder(evidence=Evidence()),
             geo=geo,
             live=True,
             twins=twins,

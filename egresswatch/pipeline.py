@@ -10,6 +10,7 @@ small box, and the worker starts before the database layers are even imported.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import multiprocessing
 import queue
@@ -24,7 +25,9 @@ from egresswatch.decode.packet import UDP
 from egresswatch.decode.tunnels import teredo_inner
 from egresswatch.enrich import Enricher
 from egresswatch.errors import CaptureError, EgressWatchError
+from egresswatch.flows.evidence import Evidence
 from egresswatch.flows.grouping import Grouping, group_batch
+from egresswatch.flows.key import canonical
 from egresswatch.flows.localnet import LocalNetworks
 from egresswatch.flows.nat import NatTwins
 from egresswatch.flows.record import FlowRecord
@@ -79,10 +82,12 @@ class Prepared(NamedTuple):
 class Decoder:
     """The decoding half: frame batches in, Prepared batches out. Holds IP reassembly state."""
 
-    def __init__(self, *, names: bool = True) -> None:
+    def __init__(self, *, names: bool = True, evidence: Evidence | None = None) -> None:
         self.fragments = FragmentReassembler()
         self.names = NameSniffer()
         self._sniff = names
+        self.evidence = evidence
+        """Live: the first packets of recent flows, for the pcap an alert carries."""
         """False: no names read from payloads (the benchmark's baseline)."""
         self.skipped: Counter[str] = Counter()
         """Packets not accounted to any flow, by reason (malformed, truncated, not IP, ...)."""
@@ -104,6 +109,8 @@ class Decoder:
             extra = self._decode_slow(batch, decoded.slow)
             self.fragments.expire(float(batch.ts[0]))
             grouping = group_batch(decoded)
+            if self.evidence is not None:
+                self.evidence.add(batch, decoded, grouping)
             sniffed = self.names.sniff(batch, decoded, grouping, extra) if self._sniff else NOTHING
             yield Prepared(decoded, grouping, extra, sniffed, name, len(batch), position())
 
@@ -319,6 +326,15 @@ class Pipeline:
         total.update(self.decoder.counters)
         return total
 
+    def _with_evidence(self, alert: Alert) -> Alert:
+        evidence = self.decoder.evidence
+        if evidence is None or alert.flow is None:
+            return alert
+        f = alert.flow
+        src, dst = ipaddress.ip_address(f.src_ip).packed, ipaddress.ip_address(f.dst_ip).packed
+        fid = canonical(src, f.src_port, dst, f.dst_port, f.ip_proto)
+        return dataclasses.replace(alert, evidence=evidence.pcap(fid))
+
     def _emit(self, records: list[FlowRecord], now: float) -> None:
         self._pending.extend(records)
         if len(self._pending) + len(self._answers) >= self._batch_size:
@@ -343,6 +359,7 @@ class Pipeline:
             if discovered:  # before the alerts they may raise: a restart must not raise them again
                 self._sink.write_destinations(discovered)
             if alerts:
+                alerts = [self._with_evidence(a) for a in alerts]
                 self._sink.write_alerts(alerts, self.judge.policy.suppression_window)
                 self.alerts_raised += len(alerts)
         if batch:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from egresswatch.cli.listing import add_listing_options, show, window
@@ -21,6 +22,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ack", action="append", metavar="UID", help="acknowledge this alert (repeatable)"
     )
+    parser.add_argument(
+        "--evidence", metavar="UID", help="write this alert's packets (a pcap) to --output"
+    )
+    parser.add_argument("--output", "-o", type=Path, metavar="FILE", help="with --evidence")
     add_listing_options(parser, "alert")
     parser.set_defaults(run=run)
 
@@ -30,6 +35,8 @@ def run(args: argparse.Namespace, load: Callable[[], Settings]) -> int:
 
     if args.ack:
         return _acknowledge(args, load)
+    if args.evidence:
+        return _evidence(args, load)
     since, _ = window(args)
     flt = AlertFilter(since=since, unacknowledged=args.open, limit=args.limit)
     return show(args, load, lambda db: db.alerts(flt), alert_json, alert_table)
@@ -49,4 +56,23 @@ def _acknowledge(args: argparse.Namespace, load: Callable[[], Settings]) -> int:
     if unknown:
         raise ConfigError(f"no such alert: {', '.join(unknown)}")
     print(f"acknowledged {len(done)} alert(s)")
+    return 0
+
+
+def _evidence(args: argparse.Namespace, load: Callable[[], Settings]) -> int:
+    from egresswatch.errors import ConfigError  # noqa: PLC0415 - imported when needed
+    from egresswatch.store import Database  # noqa: PLC0415
+
+    if args.output is None:
+        raise ConfigError("--evidence needs --output FILE (a pcap, for Wireshark)")
+    database = Database(load().db)
+    try:
+        database.upgrade()
+        pcap = database.alert_evidence(args.evidence)
+    finally:
+        database.close()
+    if pcap is None:
+        raise ConfigError(f"no packets kept for alert {args.evidence}")
+    args.output.write_bytes(pcap)
+    print(f"wrote {len(pcap):,} bytes to {args.output}")
     return 0

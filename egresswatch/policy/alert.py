@@ -32,6 +32,8 @@ class Alert:
     """Who: the container, process or address (when there is no flow)."""
     destination: str = ""
     """To what: the domain (when there is no flow)."""
+    evidence: bytes | None = None
+    """The flow's first packets as a pcap file (live only; None when not kept)."""
 
 
 def alert_uid(dedup_key: str, flow_uid: str) -> str:

@@ -19,6 +19,7 @@ from egresswatch.store.queries import (
     AlertFilter,
     DnsFilter,
     FlowFilter,
+    alert_evidence,
     known_destinations,
     select_alerts,
     select_dns,
@@ -79,6 +80,10 @@ class Database:
     def known_destinations(self) -> tuple[set[tuple[str, str]], float | None]:
         """Every (source, destination) stored, and the oldest first sighting."""
         return self._transaction(known_destinations, "destinations")
+
+    def alert_evidence(self, uid: str) -> bytes | None:
+        """The pcap of the flow that raised alert ``uid`` (None: no such alert, or none kept)."""
+        return self._transaction(lambda conn: alert_evidence(conn, uid), "alerts")
 
     def acknowledge(self, uids: list[str]) -> list[str]:
         """Mark these alerts acknowledged; returns the uids that exist."""

@@ -20,7 +20,7 @@ from egresswatch.store.models import Base
 if TYPE_CHECKING:
     from alembic.config import Config
 
-HEAD = "0005"
+HEAD = "0006"
 """The newest migration in migrations/versions (tests/store checks it against Alembic's head)."""
 
 

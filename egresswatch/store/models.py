@@ -125,6 +125,8 @@ class AlertRow(Base):
     flow: Mapped[str] = mapped_column(Text)
     """JSON object: every field of the flow that raised it."""
     acknowledged: Mapped[bool] = mapped_column(Boolean, default=False)
+    evidence: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """The flow's first packets, a pcap file (``egresswatch alerts --evidence UID``)."""
 
     __table_args__ = (
         Index("ix_alerts_time", "time"),

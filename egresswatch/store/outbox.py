@@ -25,6 +25,7 @@ def due(conn: Connection, now: float, limit: int = 500) -> list[dict[str, Any]]:
         item = dict(row._mapping)
         outbox_id = row[0]
         item["flow"] = json.loads(item["flow"])
+        item.pop("evidence", None)  # a pcap is no webhook's business
         item["outbox_id"] = outbox_id
         out.append(item)
     return out

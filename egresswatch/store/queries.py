@@ -156,8 +156,13 @@ def select_alerts(conn: Connection, flt: AlertFilter) -> Iterator[dict[str, Any]
     for row in conn.execute(query):
         out = dict(row._mapping)
         out["flow"] = json.loads(out["flow"])
+        out["evidence"] = out["evidence"] is not None  # the pcap itself: alert_evidence()
         del out["id"]
         yield out
+
+
+def alert_evidence(conn: Connection, uid: str) -> bytes | None:
+    return conn.execute(select(AlertRow.evidence).where(AlertRow.uid == uid)).scalar()
 
 
 def known_destinations(conn: Connection) -> tuple[set[tuple[str, str]], float | None]:

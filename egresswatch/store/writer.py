@@ -183,6 +183,7 @@ def write_alerts(
             "flow_uid": a.flow.uid if a.flow else "",
             "flow": json.dumps(dataclasses.asdict(a.flow) if a.flow else {}),
             "acknowledged": False,
+            "evidence": a.evidence,
         }
         conn.execute(insert(AlertRow).values(**row))
         for webhook in webhooks(a):

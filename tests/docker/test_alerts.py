@@ -50,6 +50,19 @@ def test_an_offline_container_talking_out_raises_exactly_one_alert(
     assert egresswatch("alerts", "--open", "--json", *db).stdout == ""
     unknown = egresswatch("alerts", "--ack", "Anosuchalert", *db)
     assert unknown.returncode == 2 and "no such alert: Anosuchalert" in unknown.stderr
+    # The evidence: the flow's first packets as a pcap that tshark reads.
+    pcap = tmp_path / "evidence.pcap"
+    assert (
+        egresswatch("alerts", "--evidence", str(alert["uid"]), "-o", str(pcap), *db).returncode == 0
+    )
+    fields = subprocess.run(
+        ["tshark", "-r", str(pcap), "-T", "fields", "-e", "ip.src", "-e", "tcp.dstport",
+         "-e", "tcp.flags.syn", "-e", "http.request.method"],
+        capture_output=True, text=True, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    container_ip = flow["src_ip"]
+    assert fields[0].split("\t")[:3] == [container_ip, str(flow["dst_port"]), "1"]  # its SYN
+    assert any(line.endswith("\tGET") for line in fields)  # and its request
 
 
 def egresswatch(*args: str) -> subprocess.CompletedProcess[str]:
