@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 
 from egresswatch.attribution.containers import Container
@@ -45,6 +45,10 @@ class PolicyJudge:
         self._learning_since = learning_since
         self._discovered: list[tuple[str, str, float]] = []
         self._beacons = BeaconWatch()
+        self._sent: dict[str, int] = {}
+        """flow uid -> bytes out already counted for its source (interim records repeat)."""
+        self._by_source: dict[str, deque[tuple[float, int]]] = {}
+        self._source_alerted: dict[str, float] = {}
         self._tunnels = TunnelWatch()
 
     def take_discovered(self) -> list[tuple[str, str, float]]:
@@ -71,6 +75,7 @@ class PolicyJudge:
                 if upload is not None:
                     alerts.append(upload)
                     seen = True
+            alerts += self._source_upload(r)
             self._remember(r, seen)
         return alerts
 
@@ -190,6 +195,31 @@ class PolicyJudge:
             return []
         return [self._alert(r, None, "raw-ip", d.severity,
                             "no DNS answer, SNI or Host named this destination")]  # fmt: skip
+
+    def _source_upload(self, r: FlowRecord) -> list[Alert]:
+        d = self.policy.detections.upload
+        if d is None or d.max_bytes_per_source is None:
+            return []
+        delta = r.bytes_out - self._sent.get(r.uid, 0)
+        if r.closed:
+            self._sent.pop(r.uid, None)
+        else:
+            self._sent[r.uid] = r.bytes_out
+        source, now, window = _source(r), r.last_seen, d.window_minutes * 60
+        sent = self._by_source.setdefault(source, deque())
+        sent.append((now, delta))
+        while sent and sent[0][0] < now - window:
+            sent.popleft()
+        total = sum(n for _, n in sent)
+        if (
+            total <= d.max_bytes_per_source
+            or now - self._source_alerted.get(source, -1e18) < window
+        ):
+            return []
+        self._source_alerted[source] = now
+        why = (f"{source} sent {total / 1e6:,.1f} MB in {d.window_minutes:g} min, over the "
+               f"policy's {d.max_bytes_per_source / 1e6:,.1f} MB")  # fmt: skip
+        return [self._alert(r, None, "upload (source)", d.severity, why)]
 
     def _covers(self, m: Match, r: FlowRecord) -> bool:
         if m.host is not None and m.host != (r.container_id is None):

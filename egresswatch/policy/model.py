@@ -76,6 +76,10 @@ class Scope(_Strict):
 class UploadDetection(_Strict):
     max_bytes_per_flow: int = Field(default=50_000_000, gt=0)
     """An alert when one flow sends more than this many bytes out (IP layer)."""
+    max_bytes_per_source: int | None = Field(default=None, gt=0)
+    """An alert when one source (container, else process, else address) sends more than this
+    many bytes out, over all its flows, within ``window_minutes``; None: not judged."""
+    window_minutes: float = Field(default=60.0, gt=0)
     severity: Severity = "medium"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 
+from scapy.packet import Packet
 from scapy.utils import rdpcap
 
 from egresswatch.capture.frames import FrameBatch
@@ -16,8 +17,8 @@ from egresswatch.flows.key import flow_id
 from tests.packets import facts, handshake_and_close, udp
 
 
-def batch_of(packets: list[object], start: float = 100.0) -> FrameBatch:
-    frames = [(start + i * 0.01, bytes(p), len(bytes(p))) for i, p in enumerate(packets)]  # type: ignore[call-overload]
+def batch_of(packets: list[Packet], start: float = 100.0) -> FrameBatch:
+    frames = [(start + i * 0.01, bytes(p), len(p)) for i, p in enumerate(packets)]
     return FrameBatch.from_frames(frames, LinkType.ETHERNET)
 
 

@@ -208,3 +208,22 @@ def test_a_dns_tunnel_is_found_and_a_cdns_subdomains_are_not() -> None:
     assert j.judge_dns(answers("172.17.0.6", site)) == []
     txt = answers("172.17.0.7", [f"{i}.c2.example" for i in range(60)], qtype="TXT")
     assert [a.rule for a in j.judge_dns(txt)] == ["dns tunnel"]
+
+
+def test_uploads_add_up_per_source_over_the_window() -> None:
+    """Many small flows, none over the per-flow limit, together over the per-source one;
+    interim records of one flow are not counted twice."""
+    j = judge("scopes: []\ndetections:\n  first_seen: null\n  beaconing: null\n"
+              "  upload: {max_bytes_per_source: 10000000, window_minutes: 10}\n")  # fmt: skip
+    running = flow(uid="R", first_seen=0.0, last_seen=10.0, bytes_out=4_000_000, closed=False)
+    assert j.judge([running]) == []
+    assert j.judge([dataclasses.replace(running, last_seen=20.0, bytes_out=6_000_000)]) == []
+    more = [flow(uid=f"S{i}", first_seen=30.0 + i, last_seen=31.0 + i, bytes_out=1_500_000)
+            for i in range(3)]  # fmt: skip
+    alerts = j.judge(more)  # 6.0 + 1.5 + 1.5 = 9 MB, then 10.5 MB: over
+    assert [a.rule for a in alerts] == ["upload (source)"] and "ollama sent 10.5 MB" in alerts[
+        0
+    ].summary
+    assert j.judge([flow(uid="S9", first_seen=40.0, last_seen=41.0, bytes_out=5_000_000)]) == []
+    later = flow(uid="T1", first_seen=700.0, last_seen=701.0, bytes_out=11_000_000)
+    assert [a.rule for a in j.judge([later])] == ["upload (source)"]  # a new window
