@@ -58,3 +58,14 @@ def test_bad_environment_value_is_named(monkeypatch: pytest.MonkeyPatch, tmp_pat
 def test_missing_explicit_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_settings(tmp_path / "nope.toml")
+
+
+def test_the_slack_webhook_is_one_environment_variable_and_never_shown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = "https://hooks.slack.com/services/T0/B0/secret"
+    monkeypatch.setenv("EGRESSWATCH_SLACK_WEBHOOK_URL", url)
+    settings = Settings()
+    assert settings.slack_webhook_url is not None
+    assert settings.slack_webhook_url.get_secret_value() == url
+    assert url not in repr(settings) and url not in str(settings.model_dump())

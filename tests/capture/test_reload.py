@@ -46,3 +46,16 @@ def test_a_broken_policy_fails_the_start_naming_its_line(tmp_path: Path) -> None
     assert daemon.proc.wait(timeout=30) == 2
     assert f"{bad}:4: scopes.0.defualt: unknown key" in daemon.log.read_text()
     assert "Traceback" not in daemon.log.read_text()
+
+
+def test_a_changed_policy_file_is_read_again(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\nscopes: []\n")
+    daemon = Daemon(tmp_path, "-i", "lo", config=f'[policy]\npath = "{policy}"\n')
+    try:
+        daemon.wait_for("policy.yaml: 0 scopes")
+        policy.write_text("version: 1\nscopes:\n  - name: all\n    default: deny\n")
+        daemon.wait_for("changed: policy", timeout=8)  # looked at every 5 s
+        assert "1 scopes" in daemon.log.read_text()
+    finally:
+        assert daemon.stop() == 0, daemon.log.read_text()
