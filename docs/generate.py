@@ -121,6 +121,8 @@ def configuration_page() -> str:
         ("`[policy]`", "PolicySettings", "policy."),
         ("`[notify]`", "NotifySettings", "notify."),
         ("`[[notify.webhooks]]`", "Webhook", "notify.webhooks[]."),
+        ("`[api]`", "ApiSettings", "api."),
+        ("`[[api.tokens]]`", "ApiToken", "api.tokens[]."),
     ):
         lines += [f"## {title}", "", "| key | type | default | meaning |", "|---|---|---|---|"]
         for name, kind, default, doc in field_docs(config, cls):

@@ -159,6 +159,31 @@ class PolicySettings(BaseModel):
     uploads over 50 MB in one flow."""
 
 
+class ApiToken(BaseModel):
+    """A bearer token for the REST API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: SecretStr
+    """The token clients send (``Authorization: Bearer <token>``); a secret, never logged."""
+    access: Literal["read", "write"] = "read"
+    """``read``: GET only; ``write``: also acknowledging alerts."""
+
+
+class ApiSettings(BaseModel):
+    """The REST API (`egresswatch serve`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    listen: str = "127.0.0.1:8787"
+    """HOST:PORT. Any address but loopback needs at least one token: the service refuses to
+    start without."""
+    tokens: list[ApiToken] = Field(default_factory=list)
+    """``[[api.tokens]]`` entries. None: on loopback, every local client may read and write."""
+    cors_origins: list[str] = Field(default_factory=list)
+    """Browser origins allowed to call the API (dashboards served from elsewhere)."""
+
+
 class Webhook(BaseModel):
     """One place alerts are posted to."""
 
@@ -217,6 +242,7 @@ class Settings(BaseSettings):
     """The simplest set-up: every alert to this Slack incoming webhook
     (``EGRESSWATCH_SLACK_WEBHOOK_URL``). A secret: never logged."""
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @field_validator("local_networks", "extra_local_networks")
     @classmethod

@@ -21,8 +21,10 @@ from egresswatch.store.queries import (
     FlowFilter,
     alert_evidence,
     known_destinations,
+    select_alert,
     select_alerts,
     select_dns,
+    select_flow,
     select_flows,
 )
 from egresswatch.store.writer import (
@@ -80,6 +82,12 @@ class Database:
     def known_destinations(self) -> tuple[set[tuple[str, str]], float | None]:
         """Every (source, destination) stored, and the oldest first sighting."""
         return self._transaction(known_destinations, "destinations")
+
+    def flow(self, uid: str) -> dict[str, Any] | None:
+        return self._transaction(lambda conn: select_flow(conn, uid), "flows")
+
+    def alert(self, uid: str) -> dict[str, Any] | None:
+        return self._transaction(lambda conn: select_alert(conn, uid), "alerts")
 
     def alert_evidence(self, uid: str) -> bytes | None:
         """The pcap of the flow that raised alert ``uid`` (None: no such alert, or none kept)."""

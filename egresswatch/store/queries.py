@@ -33,6 +33,8 @@ class FlowFilter:
     """Responder (service) port."""
     container: str | None = None
     """Container name, or id (or the start of one)."""
+    before: tuple[float, str] | None = None
+    """Keyset pagination: only flows ordered after this (last_seen, uid), newest first."""
     limit: int = 50
 
 
@@ -41,11 +43,23 @@ def select_flows(conn: Connection, flt: FlowFilter) -> Iterator[dict[str, Any]]:
     query: Select[Any] = select(*columns)
     for clause in _where(flt):
         query = query.where(clause)
-    query = query.order_by(FlowRow.last_seen.desc(), FlowRow.id.desc())
+    query = query.order_by(FlowRow.last_seen.desc(), FlowRow.uid.desc())
     if flt.limit:
         query = query.limit(flt.limit)
     for row in conn.execute(query):
         yield dict(row._mapping)
+
+
+def select_flow(conn: Connection, uid: str) -> dict[str, Any] | None:
+    columns = [FlowRow.__table__.c[name] for name in FLOW_FIELDS]
+    row = conn.execute(select(*columns).where(FlowRow.uid == uid)).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def select_alert(conn: Connection, uid: str) -> dict[str, Any] | None:
+    for row in select_alerts(conn, AlertFilter(uid=uid, limit=1)):
+        return row
+    return None
 
 
 def _where(flt: FlowFilter) -> list[Any]:
@@ -60,6 +74,12 @@ def _where(flt: FlowFilter) -> list[Any]:
         clauses.append(FlowRow.protocol == flt.protocol.lower())
     if flt.port is not None:
         clauses.append(FlowRow.dst_port == flt.port)
+    if flt.before is not None:
+        last_seen, uid = flt.before
+        clauses.append(
+            (FlowRow.last_seen < last_seen)
+            | ((FlowRow.last_seen == last_seen) & (FlowRow.uid < uid))
+        )
     if flt.container:
         clauses.append(
             (FlowRow.container_name == flt.container)
@@ -141,6 +161,7 @@ class AlertFilter:
     """Alerts raised or repeated at or after this time, epoch seconds."""
     unacknowledged: bool = False
     """Only alerts nobody has acknowledged yet."""
+    uid: str | None = None
     limit: int = 50
 
 
@@ -150,6 +171,8 @@ def select_alerts(conn: Connection, flt: AlertFilter) -> Iterator[dict[str, Any]
         query = query.where(AlertRow.last_time >= flt.since)
     if flt.unacknowledged:
         query = query.where(AlertRow.acknowledged.is_(False))
+    if flt.uid is not None:
+        query = query.where(AlertRow.uid == flt.uid)
     query = query.order_by(AlertRow.last_time.desc(), AlertRow.id.desc())
     if flt.limit:
         query = query.limit(flt.limit)

@@ -1,0 +1,1 @@
+"""The REST API for dashboards: flows, alerts, DNS history (FastAPI, under /api/v1)."""

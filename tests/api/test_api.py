@@ -1,0 +1,130 @@
+"""The REST API served by a real uvicorn (`egresswatch serve`) over a SQLite file the real
+pipeline filled from a peer capture: pages that add up to the CLI's listing, problem+json
+errors, tokens."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CAPTURE = Path(__file__).resolve().parents[2].parent / "shared/peers/zeek/teredo/Teredo.pcap"
+
+
+@dataclass
+class Api:
+    url: str
+    db: Path
+
+    def get(self, path: str, token: str | None = None) -> tuple[int, Any, str]:
+        return self.call("GET", path, token)
+
+    def call(self, method: str, path: str, token: str | None = None) -> tuple[int, Any, str]:
+        request = urllib.request.Request(self.url + path, method=method)
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as r:
+                return r.status, json.loads(r.read()), r.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read()), exc.headers.get("Content-Type", "")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve(tmp_path: Path, db: Path, config: str = "") -> Iterator[Api]:
+    port = free_port()
+    (tmp_path / "api.toml").write_text(config)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "egresswatch", "serve", "--listen", f"127.0.0.1:{port}",
+         "--db", f"sqlite:///{db}", "--config", str(tmp_path / "api.toml")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    api = Api(f"http://127.0.0.1:{port}", db)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            urllib.request.urlopen(api.url + "/healthz", timeout=1).read()
+            break
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
+            time.sleep(0.1)
+    try:
+        yield api
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    assert CAPTURE.exists(), CAPTURE
+    db = tmp_path_factory.mktemp("api") / "api.db"
+    subprocess.run([sys.executable, "-m", "egresswatch", "replay", str(CAPTURE), "--db",
+                    f"sqlite:///{db}", "--quiet"], check=True)  # fmt: skip
+    return db
+
+
+@pytest.fixture
+def api(replayed: Path, tmp_path: Path) -> Iterator[Api]:
+    yield from serve(tmp_path, replayed)
+
+
+def test_pages_follow_their_cursors_to_exactly_the_clis_listing(api: Api) -> None:
+    listing = [sys.executable, "-m", "egresswatch", "flows", "--json", "--limit", "0"]
+    cli = subprocess.run([*listing, "--db", f"sqlite:///{api.db}"], capture_output=True,
+                         text=True, check=True).stdout.splitlines()  # fmt: skip
+    expected = [json.loads(line) for line in cli]
+    assert len(expected) > 3
+    items, cursor, pages = [], "", 0
+    while cursor is not None:
+        status, body, kind = api.get(
+            f"/api/v1/flows?limit=2{'&cursor=' + cursor if cursor else ''}"
+        )
+        assert status == 200 and kind == "application/json"
+        items += body["items"]
+        cursor, pages = body["next_cursor"], pages + 1
+    assert items == expected and pages == (len(expected) + 1) // 2
+    status, one, _ = api.get(f"/api/v1/flows/{expected[0]['uid']}")
+    assert status == 200 and one == expected[0]
+
+
+def test_errors_are_problem_json(api: Api) -> None:
+    status, body, kind = api.get("/api/v1/flows/Cnosuchflow")
+    assert (status, kind, body["status"]) == (404, "application/problem+json", 404)
+    status, body, _ = api.get("/api/v1/flows?limit=0")
+    assert status == 422 and "limit" in body["detail"]
+    status, body, _ = api.get("/api/v1/flows?cursor=garbage")
+    assert status == 422 and "cursor" in body["detail"]
+
+
+def test_tokens_read_only_and_read_write(replayed: Path, tmp_path: Path) -> None:
+    config = ('[[api.tokens]]\ntoken = "dashboard-read"\naccess = "read"\n'
+              '[[api.tokens]]\ntoken = "owner-write"\naccess = "write"\n')  # fmt: skip
+    for api in serve(tmp_path, replayed, config):
+        assert api.get("/api/v1/flows")[0] == 401
+        assert api.get("/api/v1/flows", "wrong")[0] == 401
+        assert api.get("/api/v1/flows", "dashboard-read")[0] == 200
+        assert api.call("POST", "/api/v1/alerts/Anone/ack", "dashboard-read")[0] == 403
+        assert api.call("POST", "/api/v1/alerts/Anone/ack", "owner-write")[0] == 404
+
+
+def test_a_public_address_without_tokens_is_refused(replayed: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "egresswatch", "serve", "--listen",
+                           "0.0.0.0:8787", "--db", f"sqlite:///{replayed}"],
+                          capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    assert done.returncode == 2 and "add a token" in done.stderr
