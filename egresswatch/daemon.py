@@ -244,7 +244,8 @@ class Daemon:
         destinations reached before."""
         policy, path = policy_in_force(self._settings.policy.path)
         known, since = database.known_destinations()
-        self._policy_file = (path, _mtime(path))
+        watched = self._settings.policy.path  # also when missing: creating it is a change
+        self._policy_file = (watched, _mtime(watched))
         _log.info("policy %s: %d scopes", path, len(policy.scopes))
 
         def labels(container_id: str) -> dict[str, str]:
@@ -262,7 +263,8 @@ class Daemon:
         else:
             judge.policy = policy
             _log.info("%s: policy %s reloaded: %d scopes", why, path, len(policy.scopes))
-        self._policy_file = (self._policy_file[0], _mtime(self._policy_file[0]))
+        watched = self._settings.policy.path
+        self._policy_file = (watched, _mtime(watched))
 
     @staticmethod
     def _socket_owners() -> SocketOwners | None:

@@ -68,6 +68,9 @@ class Enricher:
                 self.counters["flows_geolocated"] += 1
             place = (geo.country, geo.city, geo.asn, geo.as_org)
         process = self._process(proto, src, sport, dst, dport, first_seen)
+        if process is not None and not self._same_place(process, src, first_seen):
+            process = None
+            self.counters["process_reports_from_elsewhere"] += 1
         container = self._container(src, dst, first_seen, process)
         country, city, asn, as_org = place
         container_id, container_name, image = _container_fields(container)
@@ -90,6 +93,21 @@ class Enricher:
         if container is not None:
             self.counters["flows_attributed_to_a_container"] += 1
         return container
+
+    def _same_place(self, process: Process, src: str, first_seen: float) -> bool:
+        """Whether the reporting process runs where the flow's initiator is: in the container
+        holding ``src``, or on the host (or in a container on the host's network). A report
+        matched by destination and time alone (a connected UDP socket) could be another
+        container's."""
+        if self.containers is None or not process.place_known:
+            return True
+        holder = self.containers.at(src, first_seen)
+        if holder is not None:
+            return process.container_id == holder.id
+        if process.container_id is None:
+            return True
+        known = self.containers.by_id(process.container_id)
+        return known is None or known.network_mode == "host"
 
     def _process(
         self, proto: int, src: str, sport: int, dst: str, dport: int, first_seen: float

@@ -17,5 +17,10 @@ class StoreError(EgressWatchError):
     """The database cannot be opened, migrated or written."""
 
 
+class StoreRefusedError(StoreError):
+    """The database refused the data itself (a value too long, a constraint): retrying the
+    same write cannot help."""
+
+
 class NotifyError(EgressWatchError):
     """A webhook did not take an alert (kept in the outbox and tried again)."""

@@ -9,7 +9,6 @@ The links close with the process, so nothing stays attached after egresswatch ex
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import struct
 import threading
@@ -23,6 +22,7 @@ from egresswatch.errors import EgressWatchError
 OBJECT = Path(__file__).with_name("bpf") / "connect.bpf.o"
 PROGRAMS = ("ew_connect4", "ew_connect6", "ew_sendmsg4", "ew_sendmsg6", "ew_sockops")
 _EVENT = struct.Struct("<QQQIIII16sBBHHH16s16s")
+_V4_MAPPED = bytes(10) + b"\xff\xff"
 _RING_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
 
 
@@ -61,6 +61,8 @@ def _text(family: int, raw: bytes) -> str | None:
 
     if family == 2:
         return None if raw[:4] == bytes(4) else socket.inet_ntop(socket.AF_INET, raw[:4])
+    if raw[:12] == _V4_MAPPED:  # a dual-stack socket reaching IPv4: the packets are IPv4
+        return socket.inet_ntop(socket.AF_INET, raw[12:16])
     return None if raw == bytes(16) else socket.inet_ntop(socket.AF_INET6, raw)
 
 
@@ -97,9 +99,8 @@ class ConnectProbe:
                 "libbpf-dev and bpftool)"
             )
         root = cgroup_root or _cgroup_root()
-        name = ctypes.util.find_library("bpf") or "libbpf.so.1"
-        try:
-            self._lib = ctypes.CDLL(name, use_errno=True)
+        try:  # 1.x only: 0.x returns error pointers where 1.x returns NULL
+            self._lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
         except OSError as exc:
             raise ProbeError(f"libbpf not found ({exc}): apt-get install libbpf1") from exc
         self._declare()

@@ -38,6 +38,9 @@ class Process:
     """The container the process runs in, from its cgroup (``/docker/<id>``,
     ``docker-<id>.scope``, ``libpod-<id>.scope``, ...): known without Docker's API, and for
     containers on the host's network, whose addresses are the host's."""
+    place_known: bool = True
+    """False when the process was gone before its cgroup could be read: then neither the
+    host nor any container can be ruled out."""
 
 
 class ProcessMap:
@@ -58,7 +61,9 @@ class ProcessMap:
         """A report from the probe (called in its thread: reads /proc while the process is
         most likely still there, for the executable and command line)."""
         exe, cmdline = self._details(c.pid)
-        process = Process(c.pid, c.comm, c.uid, exe, cmdline, c.cgroup, self._container(c))
+        container_id, place_known = self._container(c)
+        process = Process(c.pid, c.comm, c.uid, exe, cmdline, c.cgroup, container_id,
+                          place_known=place_known)  # fmt: skip
         key = (c.proto, c.sport, c.dst, c.dport)
         with self._lock:
             self._by_key.setdefault(key, []).append((c, process))
@@ -103,18 +108,21 @@ class ProcessMap:
                 best = report
         return None if best is None else best[1]
 
-    def _container(self, c: Connect) -> str | None:
-        """The container id in the reporting process's cgroup path, if any."""
-        if c.cgroup in self._cgroups:
-            return self._cgroups[c.cgroup]
+    def _container(self, c: Connect) -> tuple[str | None, bool]:
+        """The container id in the reporting process's cgroup path (None: the host's), and
+        whether that could be told at all. Cached by cgroup id (0: not known, never cached)."""
+        if c.cgroup and c.cgroup in self._cgroups:
+            return self._cgroups[c.cgroup], True
         try:
             text = (self._proc / str(c.pid) / "cgroup").read_text()
         except OSError:
-            return None  # gone already: not cached, the next report may tell
+            return None, False  # gone already: the next report of this cgroup may tell
         path = next((line[3:] for line in text.splitlines() if line.startswith("0::")), "")
         found = _CONTAINER_ID.search(path)
-        self._cgroups[c.cgroup] = found.group(1) if found else None
-        return self._cgroups[c.cgroup]
+        container_id = found.group(1) if found else None
+        if c.cgroup:
+            self._cgroups[c.cgroup] = container_id
+        return container_id, True
 
     def _details(self, pid: int) -> tuple[str | None, str | None]:
         """Executable and command line, while the process is there."""

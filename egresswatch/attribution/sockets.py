@@ -62,6 +62,8 @@ class SocketOwners:
     ) -> tuple[int, int] | None:
         family = socket.AF_INET6 if ":" in src else socket.AF_INET
         pad = b"" if family == socket.AF_INET6 else bytes(12)
+        if proto == socket.IPPROTO_UDP:  # udp_diag looks UDP sockets up the other way round
+            src, sport, dst, dport = dst, dport, src, sport
         sockid = _SOCKID.pack(sport, dport, socket.inet_pton(family, src) + pad,
                               socket.inet_pton(family, dst) + pad)  # fmt: skip
         body = (
@@ -74,10 +76,13 @@ class SocketOwners:
             _HEADER.pack(_HEADER.size + len(body), _SOCK_DIAG_BY_FAMILY, 1, self._seq, 0) + body
         )
         try:
-            reply = self._sock.recv(65536)
+            while True:  # a late answer to an earlier question is not this one's
+                reply = self._sock.recv(65536)
+                length, kind, _, seq, _ = _HEADER.unpack_from(reply)
+                if seq == self._seq:
+                    break
         except OSError:
             return None
-        length, kind, _, _, _ = _HEADER.unpack_from(reply)
         if kind in (_NLMSG_ERROR, _NLMSG_DONE) or length < _HEADER.size + 72:
             return None
         uid, inode = struct.unpack_from("=II", reply, _HEADER.size + 64)

@@ -115,7 +115,10 @@ class NatTwins:
         if self._lookup is None or r.ip_proto not in _TRACKED:
             return None
         try:
-            return self._lookup(_tuple(r))
+            # The uplink's view (host:port -> server) is neither of the entry's tuples (the
+            # original is the container's, the reply comes from the server): its reverse is.
+            packet = _tuple(r)
+            return self._lookup(packet) or self._lookup(packet.reversed())
         except CaptureError as exc:
             _log.warning("%s; matching NAT twins by destination, ports and time instead", exc)
             self._lookup = None

@@ -11,6 +11,7 @@ exponentially with jitter up to ``max_backoff``; a 429's Retry-After is honoured
 from __future__ import annotations
 
 import fnmatch
+import http.client
 import json
 import logging
 import random
@@ -59,19 +60,32 @@ class DeliveryError(NotifyError):
         self.retry_after = retry_after
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirected POST would be re-sent as a GET and its 2xx taken for a delivery."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 def http_post(url: str, body: bytes, headers: dict[str, str]) -> None:
-    """POST; raises DeliveryError (without the URL, a secret) unless the answer is 2xx."""
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    """POST; raises DeliveryError (never with the URL: it is a secret) unless the answer is
+    2xx."""
     try:
-        with urllib.request.urlopen(request, timeout=_TIMEOUT) as response:
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        with _OPENER.open(request, timeout=_TIMEOUT) as response:
             response.read()
     except urllib.error.HTTPError as exc:
         retry_after = exc.headers.get("Retry-After") if exc.headers else None
         seconds = float(retry_after) if retry_after and retry_after.isdigit() else None
         raise DeliveryError(f"HTTP {exc.code}", seconds) from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DeliveryError(f"not reachable: {reason}") from None
+    except urllib.error.URLError as exc:
+        raise DeliveryError(f"not reachable: {type(exc.reason).__name__}") from None
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        # (a malformed URL's message would quote it: only the kind of error is told)
+        raise DeliveryError(f"failed: {type(exc).__name__}") from None
 
 
 class Courier:
@@ -115,6 +129,8 @@ class Courier:
                 self.deliver(time.time())
             except StoreError as exc:
                 _log.error("outbox: %s", exc)
+            except Exception as exc:  # the thread must live on; the text may hold a URL
+                _log.error("outbox: delivery round failed: %s", type(exc).__name__)
 
     def deliver(self, now: float) -> None:
         """One round: every delivery that is due, grouped by webhook."""
@@ -126,14 +142,18 @@ class Courier:
                 continue  # a webhook since removed from the config: kept, not sent
             if len(items) > self._digest_after and self.targets[index].kind == "slack":
                 self._send(index, items, slack_digest(items))
-            elif self.targets[index].kind == "slack":
-                for item in items:
-                    self._send(index, [item], slack_message(item))
-            else:
-                for item in items:
-                    self._send(index, [item], None)
+                continue
+            for n, item in enumerate(items):
+                slack = slack_message(item) if self.targets[index].kind == "slack" else None
+                if not self._send(index, [item], slack):
+                    # This webhook is failing: the rest of its queue waits with the failed one
+                    # rather than each taking its own timeout (and holding up the others).
+                    rest = [i["outbox_id"] for i in items[n + 1 :]]
+                    if rest:
+                        self._db.outbox_retry(rest, item["attempts"], time.time() + 1, "waiting")
+                    break
 
-    def _send(self, index: int, items: list[dict[str, Any]], slack: dict[str, Any] | None) -> None:
+    def _send(self, index: int, items: list[dict[str, Any]], slack: dict[str, Any] | None) -> bool:
         target = self.targets[index]
         ids = [item["outbox_id"] for item in items]
         headers = {"Content-Type": "application/json", "User-Agent": "egresswatch"}
@@ -158,14 +178,16 @@ class Courier:
             if attempts == 1 or attempts % 10 == 0:
                 _log.warning("webhook %d: %s; %d alerts wait (retry in %.0f s)", index, exc,
                              len(ids), wait)  # fmt: skip
-            return
+            return False
         self._db.outbox_delivered(ids, time.time())
         self.delivered += len(ids)
+        return True
 
 
 def _public(item: dict[str, Any]) -> dict[str, Any]:
     """An outbox row's alert as the JSON webhook sends it."""
-    return {k: v for k, v in item.items() if k not in ("outbox_id", "webhook", "attempts")}
+    internal = ("outbox_id", "webhook", "attempts", "id", "id_1")
+    return {k: v for k, v in item.items() if k not in internal}
 
 
 def targets_from(settings: Any) -> list[Target]:

@@ -46,11 +46,14 @@ def slack_message(alert: dict[str, Any]) -> dict[str, Any]:
         "text": f"egresswatch {alert['severity']}: {alert['summary']}"[:_TEXT_MAX],
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": alert["summary"][:_TEXT_MAX]}},
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": _escaped(alert["summary"])[:_TEXT_MAX]},
+            },
             {
                 "type": "section",
                 "fields": [
-                    {"type": "mrkdwn", "text": f"*{name}*\n{value}"[:2000]}
+                    {"type": "mrkdwn", "text": f"*{name}*\n{_escaped(value)}"[:2000]}
                     for name, value in fields[:_FIELDS_MAX]
                 ],
             },
@@ -63,8 +66,8 @@ def slack_digest(alerts: list[dict[str, Any]]) -> dict[str, Any]:
     by_rule: dict[str, int] = {}
     for a in alerts:
         by_rule[a["rule"]] = by_rule.get(a["rule"], 0) + 1
-    lines = [f"• {count} x {rule}" for rule, count in sorted(by_rule.items())]
-    sample = "\n".join(f"• {a['summary']}" for a in alerts[:5])
+    lines = [f"• {count} x {_escaped(rule)}" for rule, count in sorted(by_rule.items())]
+    sample = "\n".join(f"• {_escaped(a['summary'])}" for a in alerts[:5])
     text = f"egresswatch: {len(alerts)} alerts at once (a digest; `egresswatch alerts` lists all)"
     return {
         "text": text,
@@ -84,6 +87,11 @@ def json_body(alerts: list[dict[str, Any]]) -> bytes:
 def signature(secret: str, body: bytes) -> str:
     """``sha256=<hex>``: HMAC-SHA256 of the body, for X-Egresswatch-Signature."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _escaped(text: str) -> str:
+    """Names come from the traffic (SNI, Host, DNS): no ``<!channel>`` or disguised links."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _asn(flow: dict[str, Any]) -> str:

@@ -144,7 +144,7 @@ class PolicyJudge:
                            f"{upload.max_bytes_per_flow / 1e6:,.1f} MB per flow")  # fmt: skip
 
     def _first_seen(self, r: FlowRecord) -> list[Alert]:
-        pair = (_source(r), r.server_name or r.dst_ip)
+        pair = (_source(r)[:255], (r.server_name or r.dst_ip)[:255])  # the columns' width
         if pair in self._known:
             return []
         self._known.add(pair)

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-from egresswatch.errors import StoreError
+from egresswatch.errors import StoreError, StoreRefusedError
 from egresswatch.flows.record import FlowRecord
 from egresswatch.names.passive_dns import DnsAnswer
 from egresswatch.pipeline import Sink
@@ -116,6 +116,10 @@ class BackgroundWriter:
         while True:
             try:
                 write()
+            except StoreRefusedError as exc:  # the same write would be refused forever
+                _log.error("%s; dropped", exc)
+                self.dropped["refused"] += 1
+                return
             except StoreError as exc:
                 if not self.failing:
                     _log.error("%s; retrying every %.0f s", exc, self._retry_after)

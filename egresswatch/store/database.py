@@ -8,9 +8,15 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DataError,
+    IntegrityError,
+    NoSuchModuleError,
+    SQLAlchemyError,
+)
 
-from egresswatch.errors import StoreError
+from egresswatch.errors import StoreError, StoreRefusedError
 from egresswatch.flows.record import FlowRecord
 from egresswatch.names.passive_dns import DnsAnswer
 from egresswatch.policy.alert import Alert
@@ -137,6 +143,10 @@ class Database:
         try:
             with self.engine.begin() as conn:
                 write(conn, items)
+        except (DataError, IntegrityError) as exc:
+            raise StoreRefusedError(
+                f"{self._safe_url} refused {len(items)} {what}: {exc.orig}"
+            ) from exc
         except SQLAlchemyError as exc:
             raise StoreError(
                 f"cannot write {len(items)} {what} to {self._safe_url}: {exc}"
