@@ -56,9 +56,9 @@ class Sink(Protocol):
         alerts: Sequence[Alert],
         window: float,
         webhooks: Callable[[Alert], list[int]] | None = None,
+        *,
+        destinations: Sequence[tuple[str, str, float]] = (),
     ) -> None: ...
-
-    def write_destinations(self, rows: Sequence[tuple[str, str, float]]) -> None: ...
 
 
 _QUEUE_DEPTH = 24  # decoded batches in flight (~2 MB each): the worker runs ahead at start
@@ -356,11 +356,11 @@ class Pipeline:
             alerts += self._other_alerts
             self._other_alerts = []
             discovered = self.judge.take_discovered()
-            if discovered:  # before the alerts they may raise: a restart must not raise them again
-                self._sink.write_destinations(discovered)
-            if alerts:
+            if alerts or discovered:  # together: a first-seen alert is stored with its pair
                 alerts = [self._with_evidence(a) for a in alerts]
-                self._sink.write_alerts(alerts, self.judge.policy.suppression_window)
+                self._sink.write_alerts(
+                    alerts, self.judge.policy.suppression_window, destinations=discovered
+                )
                 self.alerts_raised += len(alerts)
         if batch:
             self.named.update(r.name_source or "none" for r in batch if r.closed)

@@ -20,6 +20,7 @@ from pathlib import Path
 from egresswatch.attribution.kernel import Connect
 
 _CONTAINER_ID = re.compile(r"[/-]([0-9a-f]{64})(?:\.scope)?$")
+_MAX_REPORTS = 500_000
 _SLACK = 0.5  # seconds: a report is stamped by another clock than the packets
 _UDP_CONNECT_WINDOW = 5.0  # seconds between a UDP connect and its first datagram, at most
 
@@ -69,6 +70,8 @@ class ProcessMap:
             self._by_key.setdefault(key, []).append((c, process))
             self._order.append((c.time, key))
             self.reports += 1
+            if len(self._order) > _MAX_REPORTS:  # a flood of sockets: the oldest go first
+                self._drop_oldest()
 
     def owner(
         self, proto: int, src: str, sport: int, dst: str, dport: int, at: float
@@ -86,12 +89,15 @@ class ProcessMap:
         """Drop reports older than ``keep``."""
         with self._lock:
             while self._order and now - self._order[0][0] > self._keep:
-                ts, key = self._order.popleft()
-                reports = [r for r in self._by_key.get(key, ()) if r[0].time > ts]
-                if reports:
-                    self._by_key[key] = reports
-                else:
-                    self._by_key.pop(key, None)
+                self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        ts, key = self._order.popleft()
+        reports = [r for r in self._by_key.get(key, ()) if r[0].time > ts]
+        if reports:
+            self._by_key[key] = reports
+        else:
+            self._by_key.pop(key, None)
 
     @staticmethod
     def _latest(

@@ -11,9 +11,11 @@ exponentially with jitter up to ``max_backoff``; a 429's Retry-After is honoured
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import http.client
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -45,6 +47,13 @@ class Target:
     secret: SecretStr | None = None
     min_severity: str = "low"
     rules: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> int:
+        """Stable across restarts and config edits (the outbox names its webhook by it): from
+        the URL, never the URL itself."""
+        digest = hashlib.sha256(self.url.get_secret_value().encode()).digest()
+        return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
     def wants(self, severity: str, rule: str) -> bool:
         if _SEVERITY.get(severity, 0) < _SEVERITY[self.min_severity]:
@@ -113,8 +122,8 @@ class Courier:
         self.failures = 0
 
     def routes(self, alert: Alert) -> list[int]:
-        """The webhooks (indexes in ``targets``) this alert goes to."""
-        return [i for i, t in enumerate(self.targets) if t.wants(alert.severity, alert.rule)]
+        """The webhooks (their keys) this alert goes to."""
+        return [t.key for t in self.targets if t.wants(alert.severity, alert.rule)]
 
     def start(self) -> None:
         self._thread.start()
@@ -137,15 +146,19 @@ class Courier:
         by_target: dict[int, list[dict[str, Any]]] = {}
         for item in self._db.outbox_due(now):
             by_target.setdefault(item["webhook"], []).append(item)
-        for index, items in by_target.items():
-            if index >= len(self.targets):
-                continue  # a webhook since removed from the config: kept, not sent
-            if len(items) > self._digest_after and self.targets[index].kind == "slack":
-                self._send(index, items, slack_digest(items))
+        configured = {t.key: t for t in self.targets}
+        for key, items in by_target.items():
+            target = configured.get(key)
+            if target is None:  # a webhook since removed from the config
+                ids = [i["outbox_id"] for i in items]
+                self._db.outbox_retry(ids, 0, math.inf, "webhook no longer configured")
+                continue
+            if len(items) > self._digest_after and target.kind == "slack":
+                self._send(target, items, slack_digest(items))
                 continue
             for n, item in enumerate(items):
-                slack = slack_message(item) if self.targets[index].kind == "slack" else None
-                if not self._send(index, [item], slack):
+                slack = slack_message(item) if target.kind == "slack" else None
+                if not self._send(target, [item], slack):
                     # This webhook is failing: the rest of its queue waits with the failed one
                     # rather than each taking its own timeout (and holding up the others).
                     rest = [i["outbox_id"] for i in items[n + 1 :]]
@@ -153,8 +166,10 @@ class Courier:
                         self._db.outbox_retry(rest, item["attempts"], time.time() + 1, "waiting")
                     break
 
-    def _send(self, index: int, items: list[dict[str, Any]], slack: dict[str, Any] | None) -> bool:
-        target = self.targets[index]
+    def _send(
+        self, target: Target, items: list[dict[str, Any]], slack: dict[str, Any] | None
+    ) -> bool:
+        index = self.targets.index(target)
         ids = [item["outbox_id"] for item in items]
         headers = {"Content-Type": "application/json", "User-Agent": "egresswatch"}
         if slack is not None:

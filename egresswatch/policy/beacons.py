@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import statistics
-from collections import deque
+from collections import OrderedDict, deque
 
 from egresswatch.policy.model import BeaconDetection
 
@@ -31,7 +31,8 @@ class BeaconWatch:
     """Connection starts and sizes per (source, destination)."""
 
     def __init__(self) -> None:
-        self._pairs: dict[tuple[str, str], deque[tuple[float, int]]] = {}
+        self._pairs: OrderedDict[tuple[str, str], deque[tuple[float, int]]] = OrderedDict()
+        """Least recently heard first: a full table forgets the quietest pair."""
 
     def connection(
         self, pair: tuple[str, str], start: float, bytes_out: int, d: BeaconDetection
@@ -41,8 +42,10 @@ class BeaconWatch:
         seen = self._pairs.get(pair)
         if seen is None:
             if len(self._pairs) >= _PAIRS:  # forget the pair unheard of longest
-                self._pairs.pop(next(iter(self._pairs)))
+                self._pairs.popitem(last=False)
             seen = self._pairs[pair] = deque(maxlen=_KEPT)
+        else:
+            self._pairs.move_to_end(pair)
         seen.append((start, bytes_out))
         while seen and seen[0][0] < start - d.window_hours * 3600:
             seen.popleft()

@@ -22,7 +22,7 @@ from egresswatch.policy.tunnels import TunnelWatch, base_domain
 
 Labels = Callable[[str], dict[str, str]]
 """container id -> its labels (from Docker; {} when unknown)."""
-_REMEMBERED = 65_536  # flows judged, remembered so a flow's later records are not judged again
+_REMEMBERED = 262_144  # flows judged (as many as the flow table holds): not judged again
 
 
 class PolicyJudge:
@@ -47,7 +47,8 @@ class PolicyJudge:
         self._beacons = BeaconWatch()
         self._sent: dict[str, int] = {}
         """flow uid -> bytes out already counted for its source (interim records repeat)."""
-        self._by_source: dict[str, deque[tuple[float, int]]] = {}
+        self._by_source: dict[str, tuple[deque[tuple[float, int]], list[int]]] = {}
+        """source -> (its recent (time, bytes) and their running total)."""
         self._source_alerted: dict[str, float] = {}
         self._tunnels = TunnelWatch()
 
@@ -159,7 +160,7 @@ class PolicyJudge:
 
     def _beaconing(self, r: FlowRecord) -> list[Alert]:
         d = self.policy.detections.beaconing
-        if d is None:
+        if d is None or r.dst_port in d.ignore_ports:
             return []
         pair = (_source(r), r.server_name or r.dst_ip)
         beacon = self._beacons.connection(pair, r.first_seen, r.bytes_out, d)
@@ -206,11 +207,15 @@ class PolicyJudge:
         else:
             self._sent[r.uid] = r.bytes_out
         source, now, window = _source(r), r.last_seen, d.window_minutes * 60
-        sent = self._by_source.setdefault(source, deque())
-        sent.append((now, delta))
-        while sent and sent[0][0] < now - window:
-            sent.popleft()
-        total = sum(n for _, n in sent)
+        sent = self._by_source.get(source)
+        if sent is None:
+            sent = self._by_source[source] = (deque(), [0])
+        recent, total_box = sent
+        recent.append((now, delta))
+        total_box[0] += delta
+        while recent and recent[0][0] < now - window:  # a running total: no re-summing
+            total_box[0] -= recent.popleft()[1]
+        total = total_box[0]
         if (
             total <= d.max_bytes_per_source
             or now - self._source_alerted.get(source, -1e18) < window

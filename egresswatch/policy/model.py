@@ -143,6 +143,8 @@ class BeaconDetection(_Strict):
     """Only connections this recent count."""
     min_interval: float = Field(default=10.0, ge=0)
     """Seconds: connections closer together than this (median) are a burst, not a beacon."""
+    ignore_ports: list[int] = Field(default_factory=lambda: [53, 123])
+    """Services that are periodic by design (DNS, NTP)."""
     min_regularity: float = Field(default=0.8, gt=0, le=1)
     """1 - (median absolute deviation / median) of the intervals, and of the bytes sent: 1 is
     a metronome; jittered beacons score about 0.8-0.95, people browsing far lower."""

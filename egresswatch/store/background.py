@@ -65,11 +65,13 @@ class BackgroundWriter:
         alerts: Sequence[Alert],
         window: float,
         webhooks: Callable[[Alert], list[int]] | None = None,
+        *,
+        destinations: Sequence[tuple[str, str, float]] = (),
     ) -> None:
-        self._urgently(lambda: self._sink.write_alerts(alerts, window, self._routes))
-
-    def write_destinations(self, rows: Sequence[tuple[str, str, float]]) -> None:
-        self._urgently(lambda: self._sink.write_destinations(rows))
+        """(``webhooks`` is ignored: this writer routes with the ``routes`` it was given.)"""
+        self._urgently(
+            lambda: self._sink.write_alerts(alerts, window, self._routes, destinations=destinations)
+        )
 
     def _urgently(self, write: Callable[[], None]) -> None:
         self._urgent.put(write)

@@ -61,29 +61,33 @@ class Database:
 
     def write_flows(self, records: Sequence[FlowRecord]) -> None:
         """Insert or update (by uid) a batch of flow records in one transaction."""
-        self._write(upsert_flows, records, "flows")
+        if records:
+            self._write(upsert_flows, records, "flows")
 
     def write_dns(self, answers: Sequence[DnsAnswer]) -> None:
         """Store a batch of DNS answers in one transaction (each uid once)."""
-        self._write(insert_dns, answers, "DNS answers")
+        if answers:
+            self._write(insert_dns, answers, "DNS answers")
 
     def write_alerts(
         self,
         alerts: Sequence[Alert],
         window: float,
         webhooks: Callable[[Alert], list[int]] | None = None,
+        *,
+        destinations: Sequence[tuple[str, str, float]] = (),
     ) -> None:
-        """Store alerts (repeats within ``window`` seconds add to a count) and queue each new
-        one for ``webhooks(alert)``, in one transaction."""
+        """Store alerts (repeats within ``window`` seconds add to a count), queue each new one
+        for ``webhooks(alert)``, and store the first-seen ``destinations``: one transaction."""
         routes = webhooks or (lambda _: [])
-        if alerts:
-            self._write(
-                lambda conn, items: write_alerts(conn, items, window, routes), alerts, "alerts"
-            )
 
-    def write_destinations(self, rows: Sequence[tuple[str, str, float]]) -> None:
-        """(source, destination, first seen) pairs, each stored once."""
-        self._write(write_destinations, rows, "destinations")
+        def write(conn: Connection, items: Sequence[Alert]) -> None:
+            if destinations:
+                write_destinations(conn, destinations)
+            write_alerts(conn, items, window, routes)
+
+        if alerts or destinations:
+            self._write(write, alerts, "alerts")
 
     def known_destinations(self) -> tuple[set[tuple[str, str]], float | None]:
         """Every (source, destination) stored, and the oldest first sighting."""
@@ -138,8 +142,6 @@ class Database:
     def _write(
         self, write: Callable[[Connection, Sequence[T]], None], items: Sequence[T], what: str
     ) -> None:
-        if not items:
-            return
         try:
             with self.engine.begin() as conn:
                 write(conn, items)

@@ -142,7 +142,7 @@ class OutboxRow(Base):
     id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
     alert_uid: Mapped[str] = mapped_column(String(32))
     webhook: Mapped[int] = mapped_column(Integer)
-    """Index of the webhook in the configuration (0: slack_webhook_url when set)."""
+    """The webhook's key (a hash of its URL, stable across config edits; never the URL)."""
     created: Mapped[float] = mapped_column(Float(precision=53))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt: Mapped[float] = mapped_column(Float(precision=53))

@@ -33,8 +33,12 @@ def test_repeats_inside_the_window_are_counted_then_a_new_alert_after_it(db: Dat
 
 
 def test_destinations_reached_are_stored_once_with_their_first_sighting(db: Database) -> None:
-    db.write_destinations([("ollama", "a.example", T0), ("ollama", "b.example", T0 + 5)])
-    db.write_destinations([("ollama", "a.example", T0 + 99), ("dify", "a.example", T0 + 7)])
+    db.write_alerts(
+        [], 3600, destinations=[("ollama", "a.example", T0), ("ollama", "b.example", T0 + 5)]
+    )
+    db.write_alerts(
+        [], 3600, destinations=[("ollama", "a.example", T0 + 99), ("dify", "a.example", T0 + 7)]
+    )
     known, oldest = db.known_destinations()
     assert known == {("ollama", "a.example"), ("ollama", "b.example"), ("dify", "a.example")}
     assert oldest == T0
