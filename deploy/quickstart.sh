@@ -19,19 +19,30 @@ for f in "$@"; do
     [ -r "$f" ] || { echo "quickstart: cannot read capture file $f" >&2; exit 2; }
 done
 
-need=()
+missing() {
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
+    done
+}
+export DEBIAN_FRONTEND=noninteractive
+need=($(missing python3 python3-venv))
 # clang, libbpf-dev and bpftool build the eBPF probe that names each flow's process; libbpf1
-# loads it.
-for p in python3 python3-venv clang libbpf-dev libbpf1 bpftool; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-done
+# loads it. Without them (an older release has no libbpf1) egresswatch runs, and finds
+# processes through /proc instead: not a reason to stop.
+probe=($(missing clang libbpf-dev libbpf1 bpftool))
+if [ "${#need[@]}" -gt 0 ] || [ "${#probe[@]}" -gt 0 ]; then
+    apt-get update -qq
+fi
 if [ "${#need[@]}" -gt 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if [ "${#probe[@]}" -gt 0 ]; then
+    apt-get install -y -qq --no-install-recommends "${probe[@]}" >/dev/null ||
+        echo "quickstart: could not install ${probe[*]}: processes found through /proc instead" >&2
 fi
 
 (cd "$repo" && python3 -m egresswatch.attribution.build) ||
-    echo "quickstart: flows will not name their processes (see the line above)" >&2
+    echo "quickstart: no eBPF probe (see the line above): processes found through /proc instead" >&2
 [ -x "$prefix/bin/python" ] || python3 -m venv "$prefix"
 "$prefix/bin/pip" install -q --disable-pip-version-check "$repo"
 ln -sf "$prefix/bin/egresswatch" /usr/local/bin/egresswatch

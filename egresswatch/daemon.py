@@ -28,7 +28,7 @@ from egresswatch.capture.interfaces import InterfaceFinder
 from egresswatch.capture.source import CaptureSource, capture_source
 from egresswatch.config import Settings
 from egresswatch.dockerapi import DockerApi
-from egresswatch.errors import CaptureError, ConfigError
+from egresswatch.errors import CaptureError, ConfigError, StoreError
 from egresswatch.flows.evidence import Evidence
 from egresswatch.flows.nat import NatTwins
 from egresswatch.flows.table import OnStart
@@ -88,7 +88,11 @@ class Daemon:
             )
         capture = capture_source(c)
         capture.open(wanted)  # fails here, before anything else, without the capability
-        database = Database(s.db)
+        try:
+            database = Database(s.db)
+        except BaseException:
+            capture.close()
+            raise
         try:
             self._run(capture, database)
         finally:
@@ -107,13 +111,18 @@ class Daemon:
             self._loop(capture, built[0])
         finally:
             capture.close()
-            if built is not None:
-                pipeline = built[0]
-                while not capture.frames.empty():  # what the rings handed over before closing
-                    self._add(capture.frames.get_nowait(), capture, pipeline)
-                pipeline.finish()
-            for close in reversed(closing):
-                close()
+            try:
+                if built is not None:
+                    pipeline = built[0]
+                    while not capture.frames.empty():  # what the rings handed over
+                        self._add(capture.frames.get_nowait(), capture, pipeline)
+                    pipeline.finish()
+            finally:
+                for close in reversed(closing):  # each one, whatever the others do
+                    try:
+                        close()
+                    except Exception:
+                        _log.exception("while stopping")
             if built is not None:
                 _log.info("stopped: %s", self._status(built[0], capture, built[1]))
 
@@ -131,6 +140,8 @@ class Daemon:
         geo = GeoResolver(self._geo_paths, reload_interval=s.geoip.reload_interval)
         closing.append(geo.close)
         conntrack = self._conntrack()
+        if conntrack is not None:
+            closing.append(conntrack.close)
         twins = None
         if s.capture.nat_twins != "off":
             twins = NatTwins(conntrack.lookup if conntrack is not None else None)
@@ -138,11 +149,14 @@ class Daemon:
             _log.info("NAT'd container flows are matched %s to their uplink sightings", how)
         containers, processes = ContainerMap(), ProcessMap()
         inventory = self._docker(containers)
+        if inventory is not None:
+            closing.append(inventory.close)
         probe = self._probe(processes) if s.attribution.probe else None
+        if probe is not None:
+            closing.append(probe.close)
         fallback = None if probe is not None else self._socket_owners()
-        for resource in (conntrack, inventory, probe, fallback):
-            if resource is not None:
-                closing.append(resource.close)
+        if fallback is not None:
+            closing.append(fallback.close)
         self._processes = "from eBPF" if probe else "from sock_diag" if fallback else "off"
         pipeline = Pipeline(
             s,
@@ -217,10 +231,15 @@ class Daemon:
         """The kernel's connect-time reports, into ``processes`` (None if it cannot load)."""
         try:
             probe = ConnectProbe()
-        except ProbeError as exc:
+        except (ProbeError, OSError, AttributeError) as exc:  # (AttributeError: an old libbpf)
             _log.warning("eBPF probe not loaded: %s", exc)
             return None
-        probe.start(processes.add)
+        try:
+            probe.start(processes.add)
+        except ProbeError as exc:
+            probe.close()
+            _log.warning("eBPF probe not started: %s", exc)
+            return None
         _log.info("processes from the kernel at connect time (eBPF)")
         return probe
 
@@ -234,7 +253,11 @@ class Daemon:
         courier = Courier(database, targets, max_backoff=n.max_backoff,
                           digest_after=n.digest_after)  # fmt: skip
         courier.start()
-        waiting = database.outbox_pending()
+        try:
+            waiting = database.outbox_pending()
+        except StoreError:
+            courier.close()
+            raise
         _log.info("alerts to %d webhook(s); %d deliveries waiting from before", len(targets),
                   waiting)  # fmt: skip
         return courier

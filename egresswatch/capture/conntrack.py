@@ -67,7 +67,11 @@ class Conntrack:
         except OSError as exc:
             raise CaptureError(f"conntrack over netlink: {exc.strerror or exc}") from exc
         self._seq = 0
-        self.lookup(Tuple(bytes(4), 0, bytes(4), 0, socket.IPPROTO_UDP))  # fails here if denied
+        try:
+            self.lookup(Tuple(bytes(4), 0, bytes(4), 0, socket.IPPROTO_UDP))  # fails if denied
+        except CaptureError:
+            self._sock.close()
+            raise
 
     def close(self) -> None:
         self._sock.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
 from egresswatch.store.models import AlertRow, OutboxRow
 
@@ -44,8 +44,8 @@ def retry(conn: Connection, ids: list[int], attempts: int, at: float, error: str
 
 
 def pending_count(conn: Connection) -> int:
-    rows = conn.execute(select(OutboxRow.id).where(OutboxRow.delivered.is_(None))).all()
-    return len(rows)
+    query = select(func.count()).select_from(OutboxRow).where(OutboxRow.delivered.is_(None))
+    return int(conn.execute(query).scalar() or 0)
 
 
 def acknowledge(conn: Connection, uids: list[str]) -> list[str]:
