@@ -364,7 +364,10 @@ class Daemon:
         if writer is not None and writer.dropped:
             parts.append(f"database behind, dropped {dict(writer.dropped)}")
         if counters["flows_nat_twins_dropped"]:
-            parts.append(f"{counters['flows_nat_twins_dropped']:,} NAT'd flows written once")
+            parts.append(
+                f"{counters['flows_nat_twins_dropped']:,} NAT'd flows written once "
+                f"({counters['flows_nat_twins_from_conntrack']:,} known from conntrack)"
+            )
         skipped = sum(v for k, v in counters.items() if k.startswith("skipped_"))
         if skipped:
             parts.append(f"{skipped:,} packets not decoded")

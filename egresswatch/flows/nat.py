@@ -101,14 +101,17 @@ class NatTwins:
         known = self._decided.get(r.uid)
         if known is not None:
             return known
-        if r.interface in self.bridges:
-            return False
+        if r.interface in self.bridges or r.ip_proto not in _TRACKED:
+            return False  # (ICMP and the like: neighbour discovery looks alike everywhere)
         connection = self._connection(r)
         if connection is not None:
             if not connection.translated:
                 return False
             twin = _twin_view(connection, r)
-            return True if twin in self._seen else None
+            if twin not in self._seen:
+                return None
+            self.counters["flows_nat_twins_from_conntrack"] += r.closed
+            return True
         return True if self._seen_by_ports(r) else None
 
     def _connection(self, r: FlowRecord) -> Connection | None:

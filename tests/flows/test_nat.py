@@ -99,3 +99,13 @@ def test_without_a_captured_bridge_records_pass_at_once() -> None:
     t = NatTwins(None)
     uplink = record("eth0", HOST)
     assert t.settle([uplink], 101.0) == [uplink]
+
+
+def test_icmp_is_never_taken_for_a_twin() -> None:
+    """Neighbour and router solicitations look alike on every interface (same multicast
+    destination, same type): only TCP and UDP are matched."""
+    t = twins()
+    bridge = dataclasses.replace(record("docker0", CONTAINER), ip_proto=58, protocol="icmp6")
+    uplink = dataclasses.replace(record("eth0", HOST, first_seen=100.001), ip_proto=58,
+                                 protocol="icmp6")  # fmt: skip
+    assert t.settle([bridge, uplink], 101.0) == [bridge, uplink]
