@@ -96,10 +96,7 @@ def create_app(settings: Settings, database: Database) -> FastAPI:
 
     @app.get("/api/v1/flows/{uid}")
     def flow(uid: str, _: Read) -> Response:
-        row = database.flow(uid)
-        if row is None:
-            raise HTTPException(404, f"no flow {uid}")
-        return Response(flow_json(row), media_type="application/json")
+        return _one(database.flow(uid), flow_json, f"no flow {uid}")
 
     @app.get("/api/v1/alerts")
     def alerts(
@@ -115,10 +112,7 @@ def create_app(settings: Settings, database: Database) -> FastAPI:
 
     @app.get("/api/v1/alerts/{uid}")
     def alert(uid: str, _: Read) -> Response:
-        row = database.alert(uid)
-        if row is None:
-            raise HTTPException(404, f"no alert {uid}")
-        return Response(alert_json(row), media_type="application/json")
+        return _one(database.alert(uid), alert_json, f"no alert {uid}")
 
     @app.post("/api/v1/alerts/{uid}/ack")
     def acknowledge(uid: str, _: Write) -> dict[str, Any]:
@@ -157,6 +151,14 @@ def _checked(rows: Callable[[], Iterator[dict[str, Any]]]) -> Iterator[dict[str,
         yield from rows()
     except ValueError as exc:  # a filter the store refused (a bad CIDR, ...)
         raise HTTPException(422, str(exc)) from exc
+
+
+def _one(
+    row: dict[str, Any] | None, render: Callable[[dict[str, Any]], str], missing: str
+) -> Response:
+    if row is None:
+        raise HTTPException(404, missing)
+    return Response(render(row), media_type="application/json")
 
 
 def _page(items: list[str], next_cursor: str | None) -> Response:
