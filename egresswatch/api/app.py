@@ -44,6 +44,8 @@ Write = Annotated[str, Depends(_writer)]
 
 
 def create_app(settings: Settings, database: Database) -> FastAPI:
+    """The app. (Long only because every route is registered here, each a closure over
+    ``database``: one place lists the whole API.)"""
     app = FastAPI(title="egresswatch", version="1", docs_url="/docs")
     app.state.tokens = Tokens(settings.api)
     if settings.api.cors_origins:
