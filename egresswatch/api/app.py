@@ -107,10 +107,9 @@ def create_app(settings: Settings, database: Database) -> FastAPI:
         acknowledged: bool | None = None,
         limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
     ) -> Response:
-        flt = AlertFilter(since=since, unacknowledged=acknowledged is False, limit=limit)
-        rows = [r for r in _checked(lambda: database.alerts(flt))
-                if acknowledged is not True or r["acknowledged"]]  # fmt: skip
-        return _page([alert_json(r) for r in rows], None)
+        flt = AlertFilter(since=since, unacknowledged=acknowledged is False,
+                          acknowledged_only=acknowledged is True, limit=limit)  # fmt: skip
+        return _page([alert_json(r) for r in _checked(lambda: database.alerts(flt))], None)
 
     @app.get("/api/v1/alerts/{uid}")
     def alert(uid: str, _: Read) -> Response:

@@ -161,6 +161,8 @@ class AlertFilter:
     """Alerts raised or repeated at or after this time, epoch seconds."""
     unacknowledged: bool = False
     """Only alerts nobody has acknowledged yet."""
+    acknowledged_only: bool = False
+    """Only alerts somebody has acknowledged."""
     uid: str | None = None
     limit: int = 50
 
@@ -171,6 +173,8 @@ def select_alerts(conn: Connection, flt: AlertFilter) -> Iterator[dict[str, Any]
         query = query.where(AlertRow.last_time >= flt.since)
     if flt.unacknowledged:
         query = query.where(AlertRow.acknowledged.is_(False))
+    if flt.acknowledged_only:
+        query = query.where(AlertRow.acknowledged.is_(True))
     if flt.uid is not None:
         query = query.where(AlertRow.uid == flt.uid)
     query = query.order_by(AlertRow.last_time.desc(), AlertRow.id.desc())

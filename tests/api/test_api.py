@@ -18,6 +18,9 @@ from typing import Any
 
 import pytest
 
+from egresswatch.store import Database
+from tests.store.test_alerts_store import T0, alert
+
 CAPTURE = Path(__file__).resolve().parents[2].parent / "shared/peers/zeek/teredo/Teredo.pcap"
 
 
@@ -128,3 +131,19 @@ def test_a_public_address_without_tokens_is_refused(replayed: Path) -> None:
                            "0.0.0.0:8787", "--db", f"sqlite:///{replayed}"],
                           capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
     assert done.returncode == 2 and "add a token" in done.stderr
+
+
+def test_alerts_listed_acknowledged_and_their_evidence(replayed: Path, tmp_path: Path) -> None:
+    db_path = tmp_path / "alerts.db"
+    db_path.write_bytes(replayed.read_bytes())
+    database = Database(f"sqlite:///{db_path}")
+    database.write_alerts([alert(T0, "1")], 3600)
+    database.close()
+    for api in serve(tmp_path, db_path):
+        status, body, _ = api.get("/api/v1/alerts?acknowledged=false")
+        assert status == 200 and [a["uid"] for a in body["items"]] == ["A1"]
+        assert body["items"][0]["flow"]["container_name"] == "ollama"
+        assert api.call("POST", "/api/v1/alerts/A1/ack")[0] == 200
+        assert api.get("/api/v1/alerts?acknowledged=false")[1]["items"] == []
+        assert [a["uid"] for a in api.get("/api/v1/alerts?acknowledged=true")[1]["items"]] == ["A1"]
+        assert api.get("/api/v1/alerts/A1/pcap")[0] == 404  # no packets kept for this one
