@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from egresswatch.attribution.processes import ProcessMap
     from egresswatch.config import Settings
     from egresswatch.geo.resolver import GeoResolver
-    from egresswatch.policy.alert import Alert
+    from egresswatch.policy.alert import Alert, Destinations, Routes
     from egresswatch.policy.judge import PolicyJudge
 
 
@@ -55,9 +55,9 @@ class Sink(Protocol):
         self,
         alerts: Sequence[Alert],
         window: float,
-        webhooks: Callable[[Alert], list[int]] | None = None,
+        webhooks: Routes | None = None,
         *,
-        destinations: Sequence[tuple[str, str, float]] = (),
+        destinations: Destinations = (),
     ) -> None: ...
 
 

@@ -63,7 +63,7 @@ def test_missing_explicit_file(tmp_path: Path) -> None:
 def test_the_slack_webhook_is_one_environment_variable_and_never_shown(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    url = "https://hooks.slack.com/services/T0/B0/secret"
+    url = "http://127.0.0.1:9/services/T0/B0/secret"  # never posted to: a config test
     monkeypatch.setenv("EGRESSWATCH_SLACK_WEBHOOK_URL", url)
     settings = Settings()
     assert settings.slack_webhook_url is not None

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from egresswatch.cli.listing import add_listing_options, show, window
+from egresswatch.cli.listing import add_listing_options, show, window, with_database
 from egresswatch.cli.render import alert_json, alert_table
 
 if TYPE_CHECKING:
@@ -44,14 +44,8 @@ def run(args: argparse.Namespace, load: Callable[[], Settings]) -> int:
 
 def _acknowledge(args: argparse.Namespace, load: Callable[[], Settings]) -> int:
     from egresswatch.errors import ConfigError  # noqa: PLC0415 - imported when needed
-    from egresswatch.store import Database  # noqa: PLC0415
 
-    database = Database(load().db)
-    try:
-        database.upgrade()
-        done = database.acknowledge(args.ack)
-    finally:
-        database.close()
+    done = with_database(load, lambda db: db.acknowledge(args.ack))
     unknown = sorted(set(args.ack) - set(done))
     if unknown:
         raise ConfigError(f"no such alert: {', '.join(unknown)}")
@@ -61,16 +55,10 @@ def _acknowledge(args: argparse.Namespace, load: Callable[[], Settings]) -> int:
 
 def _evidence(args: argparse.Namespace, load: Callable[[], Settings]) -> int:
     from egresswatch.errors import ConfigError  # noqa: PLC0415 - imported when needed
-    from egresswatch.store import Database  # noqa: PLC0415
 
     if args.output is None:
         raise ConfigError("--evidence needs --output FILE (a pcap, for Wireshark)")
-    database = Database(load().db)
-    try:
-        database.upgrade()
-        pcap = database.alert_evidence(args.evidence)
-    finally:
-        database.close()
+    pcap = with_database(load, lambda db: db.alert_evidence(args.evidence))
     if pcap is None:
         raise ConfigError(f"no packets kept for alert {args.evidence}")
     args.output.write_bytes(pcap)

@@ -7,7 +7,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from egresswatch.errors import ConfigError
 from egresswatch.timestamps import parse_time
@@ -44,6 +44,21 @@ def check(parse: Callable[[str], object], value: str | None) -> None:
             parse(value)
         except ValueError as exc:
             raise ConfigError(f"bad filter: {exc}") from exc
+
+
+T = TypeVar("T")
+
+
+def with_database(load: Callable[[], Settings], work: Callable[[Database], T]) -> T:
+    """``work`` on the configured database, brought to the newest schema, closed after."""
+    from egresswatch.store import Database  # noqa: PLC0415 - imported when needed
+
+    database = Database(load().db)
+    try:
+        database.upgrade()
+        return work(database)
+    finally:
+        database.close()
 
 
 def show(

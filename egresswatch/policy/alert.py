@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from egresswatch.flows.record import FlowRecord
@@ -34,6 +35,12 @@ class Alert:
     """To what: the domain (when there is no flow)."""
     evidence: bytes | None = None
     """The flow's first packets as a pcap file (live only; None when not kept)."""
+
+
+Routes = Callable[[Alert], list[int]]
+"""An alert -> the keys of the webhooks it is queued for."""
+Destinations = Sequence[tuple[str, str, float]]
+"""(source, destination, first seen) pairs first reached: what first-seen is judged against."""
 
 
 def alert_uid(dedup_key: str, flow_uid: str) -> str:

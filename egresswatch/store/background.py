@@ -21,7 +21,7 @@ from egresswatch.errors import StoreError, StoreRefusedError
 from egresswatch.flows.record import FlowRecord
 from egresswatch.names.passive_dns import DnsAnswer
 from egresswatch.pipeline import Sink
-from egresswatch.policy.alert import Alert
+from egresswatch.policy.alert import Alert, Destinations, Routes
 
 _log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class BackgroundWriter:
         *,
         max_batches: int = 1024,
         retry_after: float = 2.0,
-        routes: Callable[[Alert], list[int]] | None = None,
+        routes: Routes | None = None,
     ) -> None:
         self._sink = sink
         self._routes = routes
@@ -64,9 +64,9 @@ class BackgroundWriter:
         self,
         alerts: Sequence[Alert],
         window: float,
-        webhooks: Callable[[Alert], list[int]] | None = None,
+        webhooks: Routes | None = None,
         *,
-        destinations: Sequence[tuple[str, str, float]] = (),
+        destinations: Destinations = (),
     ) -> None:
         """(``webhooks`` is ignored: this writer routes with the ``routes`` it was given.)"""
         self._urgently(

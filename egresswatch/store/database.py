@@ -19,7 +19,7 @@ from sqlalchemy.exc import (
 from egresswatch.errors import StoreError, StoreRefusedError
 from egresswatch.flows.record import FlowRecord
 from egresswatch.names.passive_dns import DnsAnswer
-from egresswatch.policy.alert import Alert
+from egresswatch.policy.alert import Alert, Destinations, Routes
 from egresswatch.store import migrate, outbox
 from egresswatch.store.queries import (
     AlertFilter,
@@ -73,9 +73,9 @@ class Database:
         self,
         alerts: Sequence[Alert],
         window: float,
-        webhooks: Callable[[Alert], list[int]] | None = None,
+        webhooks: Routes | None = None,
         *,
-        destinations: Sequence[tuple[str, str, float]] = (),
+        destinations: Destinations = (),
     ) -> None:
         """Store alerts (repeats within ``window`` seconds add to a count), queue each new one
         for ``webhooks(alert)``, and store the first-seen ``destinations``: one transaction."""

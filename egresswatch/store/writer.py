@@ -5,14 +5,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
 from egresswatch.flows.record import FlowRecord
 from egresswatch.names.passive_dns import DnsAnswer
-from egresswatch.policy.alert import Alert
+from egresswatch.policy.alert import Alert, Routes
 from egresswatch.store.models import (
     AlertRow,
     Base,
@@ -152,7 +152,7 @@ def write_alerts(
     conn: Connection,
     alerts: Sequence[Alert],
     window: float,
-    webhooks: Callable[[Alert], list[int]] = lambda _: [],
+    webhooks: Routes = lambda _: [],
 ) -> None:
     """Insert each alert, or add it to the count of the same alert (dedup key) seen within
     ``window`` seconds before it. A new alert is queued in the outbox for each of
