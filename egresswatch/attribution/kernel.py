@@ -98,7 +98,7 @@ class ConnectProbe:
                 f"{obj} is not built (python -m egresswatch.attribution.build: needs clang, "
                 "libbpf-dev and bpftool)"
             )
-        root = cgroup_root or _cgroup_root()
+        root = cgroup_root or cgroup2_root()
         try:  # 1.x only: 0.x returns error pointers where 1.x returns NULL
             self._lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
         except OSError as exc:
@@ -188,7 +188,7 @@ class ConnectProbe:
             fn.restype, fn.argtypes = restype, argtypes
 
 
-def _cgroup_root(mounts: Path = Path("/proc/self/mounts")) -> Path:
+def cgroup2_root(mounts: Path = Path("/proc/self/mounts")) -> Path:
     """Where cgroup v2 is mounted: /sys/fs/cgroup/unified beside v1, /sys/fs/cgroup alone."""
     for line in mounts.read_text().splitlines():
         fields = line.split()

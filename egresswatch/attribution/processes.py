@@ -10,6 +10,7 @@ process: never a guess from a later /proc lookup.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections import deque
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from egresswatch.attribution.kernel import Connect
+from egresswatch.attribution.kernel import Connect, ProbeError, cgroup2_root
 
 _CONTAINER_ID = re.compile(r"[/-]([0-9a-f]{64})(?:\.scope)?$")
 _MAX_REPORTS = 500_000
@@ -48,14 +49,23 @@ class ProcessMap:
     """Connect reports by (protocol, local port, destination, destination port). Thread-safe:
     the probe's thread adds while the pipeline's looks up."""
 
-    def __init__(self, *, keep: float = 600.0, proc: Path = Path("/proc")) -> None:
+    def __init__(
+        self, *, keep: float = 600.0, proc: Path = Path("/proc"), cgroups: Path | None = None
+    ) -> None:
         self._keep = keep
         self._proc = proc
+        self._cgroup_root = cgroups
+        if cgroups is None:
+            try:
+                self._cgroup_root = cgroup2_root()
+            except ProbeError:
+                self._cgroup_root = None  # no cgroup2, no probe: no reports to resolve either
         self._by_key: dict[tuple[int, int, str, int], list[tuple[Connect, Process]]] = {}
         self._order: deque[tuple[float, tuple[int, int, str, int]]] = deque()
         self._lock = threading.Lock()
         self._cgroups: dict[int, str | None] = {}
         """cgroup id -> container id (None: not a container's); ids are never reused."""
+        self._gone_cgroups: set[int] = set()
         self.reports = 0
 
     def add(self, c: Connect) -> None:
@@ -122,13 +132,24 @@ class ProcessMap:
         try:
             text = (self._proc / str(c.pid) / "cgroup").read_text()
         except OSError:
-            return None, False  # gone already: the next report of this cgroup may tell
+            return self._container_by_cgroup_id(c.cgroup)
         path = next((line[3:] for line in text.splitlines() if line.startswith("0::")), "")
-        found = _CONTAINER_ID.search(path)
-        container_id = found.group(1) if found else None
+        container_id = _container_in(path)
         if c.cgroup:
             self._cgroups[c.cgroup] = container_id
         return container_id, True
+
+    def _container_by_cgroup_id(self, cgroup: int) -> tuple[str | None, bool]:
+        """A process that lived a millisecond is gone before its /proc is read, but its cgroup
+        is a directory that outlives it, whose inode number is the id the kernel reported."""
+        if not cgroup or self._cgroup_root is None or cgroup in self._gone_cgroups:
+            return None, False
+        for inode, path in _cgroup_directories(self._cgroup_root):
+            self._cgroups.setdefault(inode, _container_in(path))
+        if cgroup in self._cgroups:
+            return self._cgroups[cgroup], True
+        self._gone_cgroups.add(cgroup)  # removed already: walking again would not find it
+        return None, False
 
     def _details(self, pid: int) -> tuple[str | None, str | None]:
         """Executable and command line, while the process is there."""
@@ -143,3 +164,26 @@ class ProcessMap:
         except OSError:
             cmdline = None
         return exe, cmdline
+
+
+def _container_in(cgroup_path: str) -> str | None:
+    found = _CONTAINER_ID.search(cgroup_path)
+    return found.group(1) if found else None
+
+
+def _cgroup_directories(root: Path) -> list[tuple[int, str]]:
+    """(inode, path below the root) of every cgroup: a few hundred on a busy host."""
+    found: list[tuple[int, str]] = []
+    pending = [(str(root), "")]
+    while pending:
+        directory, relative = pending.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue  # removed while walking
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                path = f"{relative}/{entry.name}"
+                found.append((entry.inode(), path))
+                pending.append((entry.path, path))
+    return found

@@ -57,3 +57,23 @@ def test_reports_are_forgotten_after_keep() -> None:
     assert m.owner(6, "172.17.0.2", 40000, "203.0.113.80", 443, at=10.001) is not None
     m.forget(now=71.0)
     assert m.owner(6, "172.17.0.2", 40000, "203.0.113.80", 443, at=10.001) is None
+
+
+def test_a_process_gone_before_its_proc_is_read_is_placed_by_its_cgroup_directory(
+    tmp_path: Path,
+) -> None:
+    """The kernel's cgroup id is the inode of the cgroup's directory, which outlives a process
+    that lived a millisecond."""
+    cgroups = tmp_path / "cgroup"
+    (cgroups / "docker" / CID).mkdir(parents=True)
+    (cgroups / "user.slice").mkdir()
+    m = ProcessMap(proc=tmp_path / "proc", cgroups=cgroups)  # no /proc entries at all
+    m.add(report(10.0, cgroup=(cgroups / "docker" / CID).stat().st_ino))
+    m.add(report(11.0, sport=40001, cgroup=(cgroups / "user.slice").stat().st_ino))
+    m.add(report(12.0, sport=40002, cgroup=999_999_999))  # its cgroup is gone too
+    in_container = m.owner(6, "172.17.0.2", 40000, "203.0.113.80", 443, at=10.001)
+    assert in_container is not None and in_container.container_id == CID
+    on_host = m.owner(6, "172.17.0.2", 40001, "203.0.113.80", 443, at=11.001)
+    assert on_host is not None and on_host.container_id is None and on_host.place_known
+    unknown = m.owner(6, "172.17.0.2", 40002, "203.0.113.80", 443, at=12.001)
+    assert unknown is not None and not unknown.place_known

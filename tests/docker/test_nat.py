@@ -1,6 +1,6 @@
 """Docker's MASQUERADE shows a container's connection twice: on docker0 with the container's
-address, on the uplink with the host's. egresswatch writes it once, as docker0 saw it, to the
-byte of what the uplink carried; the host's own connections on the uplink are kept."""
+address, on the uplink with the host's. egresswatch writes it once, as docker0 saw it (to the
+byte of tcpdump's capture of docker0); the host's own connections on the uplink are kept."""
 
 from __future__ import annotations
 
@@ -40,6 +40,33 @@ def host_traffic() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
 
 
+class Tcpdump:
+    """tcpdump writing one interface's packets to a pcap, from the moment it is listening."""
+
+    def __init__(self, interface: str, tmp_path: Path) -> None:
+        self.pcap = tmp_path / f"{interface}.pcap"
+        self._process = subprocess.Popen(
+            ["tcpdump", "-i", interface, "-w", str(self.pcap), "-U", "--immediate-mode"],
+            stderr=subprocess.PIPE,
+        )
+        assert self._process.stderr is not None
+        self._process.stderr.readline()  # "listening on ..."
+
+    def stop(self) -> None:
+        self._process.send_signal(signal.SIGINT)
+        self._process.wait(timeout=10)
+
+    def replayed(self) -> Path:
+        """The capture replayed into a database of its own: the oracle's flows."""
+        db = self.pcap.with_suffix(".db")
+        subprocess.run(
+            [sys.executable, "-m", "egresswatch", "replay", str(self.pcap), "--db",
+             f"sqlite:///{db}", "--flows-only", "--quiet"],
+            check=True,
+        )  # fmt: skip
+        return db
+
+
 def flows(db: Path, where: str = "1") -> list[sqlite3.Row]:
     with sqlite3.connect(db) as conn:
         conn.row_factory = sqlite3.Row
@@ -55,38 +82,30 @@ def test_a_natted_container_flow_is_one_flow_on_the_container_side(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    pcap = tmp_path / "uplink.pcap"
-    tcpdump = subprocess.Popen(
-        ["tcpdump", "-i", uplink.interface, "-w", str(pcap), "-U", "--immediate-mode"],
-        stderr=subprocess.PIPE,
-    )
     monkeypatch.setenv("EGRESSWATCH_CAPTURE__NAT_TWINS", mode)
     daemon = Daemon(tmp_path, "-i", "docker0", "-i", uplink.interface)
+    daemon.wait_for("capturing on")
+    dumps = [Tcpdump(name, tmp_path) for name in ("docker0", uplink.interface)]
     try:
-        daemon.wait_for("capturing on")
-        assert tcpdump.stderr is not None
-        tcpdump.stderr.readline()  # "listening on ...": tcpdump is capturing too
         container = container_traffic(image, resolver, f"ewt-nat-{mode}")
         host_traffic()
     finally:
         assert daemon.stop() == 0, daemon.log.read_text()
-        tcpdump.send_signal(signal.SIGINT)
-        tcpdump.wait(timeout=10)
+        for dump in dumps:
+            dump.stop()
     log = daemon.log.read_text()
     if mode == "auto":  # and conntrack did tell, not the ports
         assert "2 NAT'd flows written once (2 known from conntrack)" in log, log
     elif mode == "ports":
         assert "by destination, ports and time" in log, log
 
-    # What the uplink carried, from tcpdump's capture: two container flows and the host's.
-    oracle_db = tmp_path / "oracle.db"
-    subprocess.run(
-        [sys.executable, "-m", "egresswatch", "replay", str(pcap), "--db",
-         f"sqlite:///{oracle_db}", "--flows-only", "--quiet"],
-        check=True,
-    )  # fmt: skip
-    on_uplink = flows(oracle_db, f"dst_ip = '{SERVER}' AND dst_port = 80")
+    # What tcpdump saw: the container's two flows on docker0; those two and the host's own,
+    # all from the host's address, on the uplink.
+    on_bridge, on_uplink = (
+        flows(dump.replayed(), f"dst_ip = '{SERVER}' AND dst_port = 80") for dump in dumps
+    )
     assert len(on_uplink) == 3 and {f["src_ip"] for f in on_uplink} == {HOST_SIDE}
+    assert len(on_bridge) == 2 and {f["src_ip"] for f in on_bridge} == {container}
 
     live = flows(daemon.db, f"dst_ip = '{SERVER}' AND dst_port = 80")
     from_container = [f for f in live if f["src_ip"] == container]
@@ -97,14 +116,20 @@ def test_a_natted_container_flow_is_one_flow_on_the_container_side(
     }
     assert {f["server_name"] for f in from_container} == {SERVER_NAME}
     assert max(f["bytes_out"] for f in from_container) > 300_000
-    # The container's flows, to the byte, are what the uplink carried for it. The history has
-    # the same events; a close from both ends at once is seen in either order depending on
-    # which side of the router one stands ("Ff" on docker0 may be "fF" on the uplink).
-    by_port = {f["src_port"]: f for f in on_uplink}
+    # The container's flows are, to the byte, what docker0 carried. The uplink carried the same
+    # connections from the host's address and port-for-port (MASQUERADE kept the ports), but not
+    # always packet-for-packet: once in CI the uplink's NAT'd view had one 52-byte packet fewer
+    # each way than docker0 (most likely late ACKs that conntrack judged out of window: those
+    # are not NAT'd).
+    bridge_by_port = {f["src_port"]: f for f in on_bridge}
+    uplink_by_port = {f["src_port"]: f for f in on_uplink}
     for f in from_container:
-        twin = by_port[f["src_port"]]
+        twin = bridge_by_port[f["src_port"]]
         assert tuple(f[k] for k in KEYS) == tuple(twin[k] for k in KEYS)
-        assert sorted(f["history"]) == sorted(twin["history"])
+        assert f["history"] == twin["history"]
+        natted = uplink_by_port[f["src_port"]]
+        assert abs(natted["bytes_out"] - f["bytes_out"]) <= 2 * 1500
+        assert abs(natted["bytes_in"] - f["bytes_in"]) <= 2 * 1500
 
     uplink_records = [f for f in live if f["interface"] == uplink.interface]
     if mode == "off":  # both sightings written: what the other modes prevent

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from egresswatch.attribution.build import build
+from egresswatch.attribution.kernel import Connect, ConnectProbe
+from egresswatch.attribution.processes import ProcessMap
 from tests.capture.netlab import Daemon, sh
 from tests.docker.conftest import PORT, USER_ID
 
@@ -156,3 +158,31 @@ def test_without_docker_the_cgroup_still_names_the_container(
     [flow] = [f for f in daemon.flows() if f["dst_port"] == PORT]
     assert (flow["container_id"], flow["container_name"], flow["image"]) == (cid, None, None)
     assert flow["process"] == "wget"
+
+
+def test_a_process_gone_before_its_proc_is_read_is_placed_by_the_kernels_cgroup_id(
+    image: str, server: str, tmp_path: Path
+) -> None:
+    """The race the host-network test above can lose: a process that lives a millisecond is
+    gone before /proc/PID/cgroup is read. The kernel's cgroup id still names the container's
+    cgroup directory (an empty /proc here forces that path)."""
+    name = "ewt-gone"
+    reports: list[Connect] = []
+    probe = ConnectProbe()
+    try:
+        probe.start(reports.append)
+        sh("docker", "rm", "-f", name, check=False)
+        cid = sh("docker", "run", "-d", "--name", name, "--network", "host", image, "sh", "-c",
+                 f"wget -q -O /dev/null {server}; sleep 60").strip()  # fmt: skip
+        deadline = time.monotonic() + 10
+        while not any(r.comm == "wget" for r in reports) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        processes = ProcessMap(proc=tmp_path)
+        for r in [r for r in reports if r.comm == "wget"]:
+            processes.add(r)
+            found = processes.owner(r.proto, r.src or "", r.sport, r.dst, r.dport, at=r.time)
+            assert found is not None and found.container_id == cid
+        assert any(r.comm == "wget" for r in reports)
+    finally:
+        sh("docker", "rm", "-f", name, check=False)
+        probe.close()
