@@ -37,12 +37,14 @@ from egresswatch.notify.courier import Courier, targets_from
 from egresswatch.pipeline import Decoder, Pipeline
 from egresswatch.policy.judge import PolicyJudge
 from egresswatch.policy.load import policy_in_force
+from egresswatch.status import DaemonFacts, describe, host_name
 from egresswatch.store import Database
 from egresswatch.store.background import BackgroundWriter
 
 _log = logging.getLogger(__name__)
 _TICK = 1.0  # seconds between writes of ended flows: "finished flows within 2 s"
 _REPORT = 60.0  # seconds between log lines with the counters
+_PUBLISH = 5.0  # seconds between status updates in the database (/readyz, /metrics)
 
 
 class Daemon:
@@ -55,8 +57,11 @@ class Daemon:
         reload: Callable[[], Settings],
         interfaces: list[str] | None = None,
         geo_paths: Sequence[Path] = (),
+        api: Callable[[], Callable[[], None]] | None = None,
     ) -> None:
         self._settings = settings
+        self._api = api
+        """Starts the REST API beside the capture; returns what stops it."""
         self._reload = reload
         self._cli_interfaces = interfaces
         self._geo_paths = list(geo_paths)
@@ -67,6 +72,8 @@ class Daemon:
         self._policy_file: tuple[Path, float] = (Path(), 0.0)
         """The policy file in force and its modification time (a change reloads it)."""
         self._finder = InterfaceFinder(docker_socket=settings.capture.docker_socket)
+        self._facts = DaemonFacts(started=time.time())
+        self._inventory: DockerInventory | None = None
 
     def wanted(self) -> dict[str, bool]:
         """Interface -> promiscuous, for the interfaces to capture on now."""
@@ -105,10 +112,12 @@ class Daemon:
         closing: list[Callable[[], object]] = []  # what to close at the end, in reverse
         built: tuple[Pipeline, BackgroundWriter] | None = None
         try:
+            if self._api is not None:
+                closing.append(self._api())
             built = self._pipeline(database, closing)
             _log.info("capturing on %s; writing to %s", ", ".join(capture.interfaces), database)
             self._install_signals()
-            self._loop(capture, built[0])
+            self._loop(capture, *built)
         finally:
             capture.close()
             try:
@@ -117,6 +126,7 @@ class Daemon:
                     while not capture.frames.empty():  # what the rings handed over
                         self._add(capture.frames.get_nowait(), capture, pipeline)
                     pipeline.finish()
+                    self._publish(pipeline, capture, built[1], running=False)
             finally:
                 for close in reversed(closing):  # each one, whatever the others do
                     try:
@@ -139,6 +149,8 @@ class Daemon:
         closing.append(lambda: _closed(writer))
         geo = GeoResolver(self._geo_paths, reload_interval=s.geoip.reload_interval)
         closing.append(geo.close)
+        self._facts.geoip_databases = [db.database_type for db in geo.databases]
+        self._facts.geoip_problems = geo.problems()
         conntrack = self._conntrack()
         if conntrack is not None:
             closing.append(conntrack.close)
@@ -148,7 +160,7 @@ class Daemon:
             how = "from conntrack" if conntrack else "by destination, ports and time"
             _log.info("NAT'd container flows are matched %s to their uplink sightings", how)
         containers, processes = ContainerMap(), ProcessMap()
-        inventory = self._docker(containers)
+        inventory = self._docker(containers, writer)
         if inventory is not None:
             closing.append(inventory.close)
         probe = self._probe(processes) if s.attribution.probe else None
@@ -158,6 +170,7 @@ class Daemon:
         if fallback is not None:
             closing.append(fallback.close)
         self._processes = "from eBPF" if probe else "from sock_diag" if fallback else "off"
+        self._facts.attribution = "ebpf" if probe else "sock_diag" if fallback else "off"
         pipeline = Pipeline(
             s,
             writer,
@@ -172,10 +185,11 @@ class Daemon:
         )
         return pipeline, writer
 
-    def _loop(self, capture: CaptureSource, pipeline: Pipeline) -> None:
+    def _loop(self, capture: CaptureSource, pipeline: Pipeline, writer: BackgroundWriter) -> None:
         c = self._settings.capture
         now = time.time()
         next_tick, next_look, next_report = now + _TICK, now + c.rediscover_interval, now + _REPORT
+        next_publish = now
         while not self._stop.is_set():
             try:
                 batch = capture.frames.get(timeout=0.2)
@@ -201,6 +215,9 @@ class Daemon:
                 path, mtime = self._policy_file
                 if pipeline.judge is not None and _mtime(path) != mtime:
                     self._reload_policy(pipeline.judge, f"{path} changed")
+            if now >= next_publish:
+                next_publish = now + _PUBLISH
+                self._publish(pipeline, capture, writer, running=True)
             if now >= next_report:
                 next_report = now + _REPORT
                 if pipeline.enricher.containers is not None:
@@ -209,18 +226,43 @@ class Daemon:
                     pipeline.enricher.processes.forget(now)
                 _log.info("%s", self._status(pipeline, capture, None))
 
-    @staticmethod
-    def _add(batch: FrameBatch, capture: CaptureSource, pipeline: Pipeline) -> None:
+    def _add(self, batch: FrameBatch, capture: CaptureSource, pipeline: Pipeline) -> None:
+        if len(batch.ts):
+            self._facts.last_packet[capture.interface_name(batch.iface)] = float(batch.ts[-1])
         for item in pipeline.decoder.prepare([batch], capture.interface_name):
             pipeline.add(item)
 
-    def _docker(self, containers: ContainerMap) -> DockerInventory | None:
-        """Docker's containers, kept current in ``containers`` (None without Docker)."""
+    def _publish(
+        self, pipeline: Pipeline, capture: CaptureSource, writer: BackgroundWriter, *, running: bool
+    ) -> None:
+        """The status for /readyz and /metrics, into the database (by the writer's thread)."""
+        if self._inventory is not None:
+            self._facts.docker_reachable = self._inventory.reachable
+        status = describe(
+            self._facts,
+            running=running,
+            capture_stats=capture.stats(),
+            queue_drops=capture.dropped,
+            packets=pipeline.packets,
+            flow_records=pipeline.flows_written,
+            flows_open=len(pipeline.table),
+            store_failing=writer.failing,
+            store_dropped=writer.dropped,
+            counters=pipeline.counters,
+        )
+        writer.write_status(host_name(), time.time(), status)
+
+    def _docker(self, containers: ContainerMap, writer: BackgroundWriter) -> DockerInventory | None:
+        """Docker's containers, kept current in ``containers`` and stored (None without Docker)."""
         socket_path = self._settings.capture.docker_socket
+        self._facts.docker_socket = str(socket_path)
         if not socket_path.exists():
             _log.info("no Docker socket at %s: flows are not attributed to containers", socket_path)
             return None
-        inventory = DockerInventory(DockerApi(socket_path), containers)
+        inventory = DockerInventory(
+            DockerApi(socket_path), containers, lambda c, at: writer.write_containers([(c, at)])
+        )
+        self._inventory = inventory
         inventory.start()
         inventory.ready.wait(5.0)  # the running containers known before the first flow
         _log.info("containers from the Docker API at %s", socket_path)
@@ -254,7 +296,7 @@ class Daemon:
                           digest_after=n.digest_after)  # fmt: skip
         courier.start()
         try:
-            waiting = database.outbox_pending()
+            waiting = database.outbox_backlog()[0]
         except StoreError:
             courier.close()
             raise

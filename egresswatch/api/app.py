@@ -8,22 +8,23 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from egresswatch.api.auth import Tokens
+from egresswatch.api.health import metrics, readiness
 from egresswatch.cli.render import alert_json, flow_json
 from egresswatch.config import Settings
 from egresswatch.errors import StoreError
-from egresswatch.store import AlertFilter, Database, DnsFilter, FlowFilter
-from egresswatch.timestamps import rfc3339
-
-PAGE_MAX = 1000
+from egresswatch.flows.record import Direction
+from egresswatch.store import AlertFilter, Database, DnsFilter, FlowFilter, TotalsFilter
+from egresswatch.timestamps import parse_time, rfc3339
 
 
 def _reader(request: Request) -> str:
@@ -41,6 +42,12 @@ def _writer(access: Annotated[str, Depends(_reader)]) -> str:
 
 Read = Annotated[str, Depends(_reader)]
 Write = Annotated[str, Depends(_writer)]
+When = Annotated[
+    str | None,
+    Query(description="RFC 3339 time, a duration before now (30m, 2h, 7d) or epoch seconds"),
+]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Severity = Literal["low", "medium", "high", "critical"]
 
 
 def create_app(settings: Settings, database: Database) -> FastAPI:
@@ -76,19 +83,26 @@ def create_app(settings: Settings, database: Database) -> FastAPI:
     @app.get("/api/v1/flows")
     def flows(
         _: Read,
-        since: float | None = None,
-        until: float | None = None,
-        direction: str | None = None,
-        dst: str | None = None,
+        since: When = None,
+        until: When = None,
+        direction: Direction | None = None,
+        dst: Annotated[str | None, Query(description="responder address or CIDR")] = None,
         protocol: str | None = None,
-        port: int | None = None,
-        container: str | None = None,
+        port: Annotated[int | None, Query(ge=0, le=65535)] = None,
+        container: Annotated[str | None, Query(description="name, or id (or its start)")] = None,
+        process: str | None = None,
+        server_name: Annotated[str | None, Query(description="name or glob: *.example.com")] = None,
+        country: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
+        asn: Annotated[int | None, Query(ge=0)] = None,
+        min_bytes_out: Annotated[int | None, Query(ge=0)] = None,
         cursor: str | None = None,
-        limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
+        limit: Limit = 100,
     ) -> Response:
         before = _cursor(cursor)
-        flt = FlowFilter(since=since, until=until, direction=direction, dst=dst,
-                         protocol=protocol, port=port, container=container, before=before,
+        flt = FlowFilter(since=_when(since, "since"), until=_when(until, "until"),
+                         direction=direction, dst=dst, protocol=protocol, port=port,
+                         container=container, process=process, server_name=server_name,
+                         country=country, asn=asn, min_bytes_out=min_bytes_out, before=before,
                          limit=limit + 1)  # fmt: skip
         rows = list(_checked(lambda: database.flows(flt)))
         more = len(rows) > limit
@@ -103,11 +117,15 @@ def create_app(settings: Settings, database: Database) -> FastAPI:
     @app.get("/api/v1/alerts")
     def alerts(
         _: Read,
-        since: float | None = None,
+        since: When = None,
+        severity: Annotated[Severity | None, Query(description="this or higher")] = None,
+        rule: str | None = None,
+        container: str | None = None,
         acknowledged: bool | None = None,
-        limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
+        limit: Limit = 100,
     ) -> Response:
-        flt = AlertFilter(since=since, unacknowledged=acknowledged is False,
+        flt = AlertFilter(since=_when(since, "since"), severity=severity, rule=rule,
+                          container=container, unacknowledged=acknowledged is False,
                           acknowledged_only=acknowledged is True, limit=limit)  # fmt: skip
         return _page([alert_json(r) for r in _checked(lambda: database.alerts(flt))], None)
 
@@ -135,16 +153,108 @@ def create_app(settings: Settings, database: Database) -> FastAPI:
     @app.get("/api/v1/dns")
     def dns(
         _: Read,
-        name: str | None = None,
-        ip: str | None = None,
-        since: float | None = None,
-        limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
+        name: Annotated[str | None, Query(description="query name or glob")] = None,
+        ip: Annotated[str | None, Query(description="an address the answer held")] = None,
+        since: When = None,
+        until: When = None,
+        limit: Limit = 100,
     ) -> Response:
-        flt = DnsFilter(name=name, ip=ip, since=since, limit=limit)
+        flt = DnsFilter(name=name, ip=ip, since=_when(since, "since"), until=_when(until, "until"),
+                        limit=limit)  # fmt: skip
         rows = _checked(lambda: database.dns(flt))
         return _page([json.dumps({**r, "time": rfc3339(r["time"])}) for r in rows], None)
 
+    @app.get("/api/v1/destinations")
+    def destinations(
+        _: Read,
+        since: When = "24h",
+        until: When = None,
+        group_by: Literal["server_name", "country", "asn", "container", "process"] = "server_name",
+        direction: Direction | None = None,
+        container: Annotated[str | None, Query(description="a container's name")] = None,
+        limit: Limit = 50,
+    ) -> Response:
+        flt = TotalsFilter(group_by=group_by, since=_when(since, "since"),
+                           until=_when(until, "until"), direction=direction,
+                           container=container, limit=limit)  # fmt: skip
+        rows = _checked(lambda: database.totals(flt))
+        return _page([json.dumps(_times(r)) for r in rows], None)
+
+    @app.get("/api/v1/containers")
+    def containers(_: Read, since: When = None) -> Response:
+        rows = database.containers(_when(since, "since"))
+        return _page([json.dumps(_container(r)) for r in rows], None)
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        ready, hosts = readiness(database.status(), time.time())
+        outbox, oldest = database.outbox_backlog()
+        body = {
+            "ready": ready,
+            "hosts": [_times(h) for h in hosts],
+            "outbox": {"pending": outbox, "oldest": rfc3339(oldest) if oldest else None},
+        }
+        return JSONResponse(body, status_code=200 if ready else 503)  # fmt: skip
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def prometheus() -> PlainTextResponse:
+        text = metrics(database.status(), time.time(), database.alert_counts(),
+                       database.outbox_backlog())  # fmt: skip
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
     return app
+
+
+_RISKS = {
+    "privileged": "privileged: can change the host's network, firewall and this monitor",
+    "host_network": "host network: its traffic is the host's, told apart only by process",
+    "host_pid": "host PID namespace: can see and signal the host's processes",
+    "docker_socket": "Docker socket mounted: can start containers nobody declared",
+}
+
+
+def _container(row: dict[str, Any]) -> dict[str, Any]:
+    """A container with its posture: the ways it could escape or blind monitoring."""
+    out = _times(row)
+    risks = []
+    if row["privileged"]:
+        risks.append("privileged")
+    if row["network_mode"] == "host":
+        risks.append("host_network")
+    if row["host_pid"]:
+        risks.append("host_pid")
+    if row["docker_socket"]:
+        risks.append("docker_socket")
+    out["posture"] = {"risks": risks, "explained": [_RISKS[r] for r in risks]}
+    if row["cap_add"]:
+        out["posture"]["cap_add"] = row["cap_add"]
+    return out
+
+
+def _times(row: dict[str, Any]) -> dict[str, Any]:
+    """Epoch-second fields as RFC 3339, in nested objects too."""
+    return {
+        k: _times(v) if isinstance(v, dict)
+        else rfc3339(v) if k in _TIME_FIELDS and v is not None
+        else v
+        for k, v in row.items()
+    }  # fmt: skip
+
+
+_TIME_FIELDS = {"first_seen", "last_seen", "updated", "started", "last_packet"}
+
+
+def _when(text: str | None, name: str) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return parse_time(text, time.time())
+    except ValueError as exc:
+        raise HTTPException(422, f"{name}: {exc}") from exc
 
 
 def _checked(rows: Callable[[], Iterator[dict[str, Any]]]) -> Iterator[dict[str, Any]]:

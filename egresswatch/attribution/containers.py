@@ -30,6 +30,12 @@ class Container:
     network_mode: str = ""
     """``bridge``, ``host``, ``none``, ``container:<id>`` or a network name."""
     privileged: bool = False
+    host_pid: bool = False
+    """Shares the host's process namespace (``--pid host``)."""
+    docker_socket: bool = False
+    """Has Docker's API socket mounted: it can start containers nobody declared."""
+    cap_add: frozenset[str] = frozenset()
+    """Capabilities added beyond Docker's default set (``NET_ADMIN``, ``SYS_ADMIN``, ...)."""
 
 
 @dataclass(slots=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -25,14 +27,23 @@ _RETRY = 5.0  # seconds between attempts while Docker cannot be reached
 class DockerInventory:
     """Feeds ``containers`` from the Docker Engine API, in a thread of its own."""
 
-    def __init__(self, api: DockerApi, containers: ContainerMap) -> None:
+    def __init__(
+        self,
+        api: DockerApi,
+        containers: ContainerMap,
+        seen: Callable[[Container, float], None] | None = None,
+    ) -> None:
         self._api = api
         self.containers = containers
+        self._seen = seen
+        """Told of each container when it starts (or is first listed), is inspected, and dies."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="docker", daemon=True)
         self.ready = threading.Event()
         """Set once the running containers have been listed (or Docker found unreachable)."""
         self.failures = 0
+        self.reachable: bool | None = None
+        """Whether Docker answered the last attempt (None: not tried yet)."""
 
     def start(self) -> None:
         self._thread.start()
@@ -47,6 +58,7 @@ class DockerInventory:
                 self._listen()
             except DockerApiError as exc:
                 self.failures += 1
+                self.reachable = False
                 if not warned:
                     _log.warning("%s; containers not attributed until it answers", exc)
                     warned = True
@@ -57,6 +69,7 @@ class DockerInventory:
         since = _now_text()  # events from the listing on: nothing falls between the two
         for summary in self._api.get("/containers/json") or []:
             self.inspect(summary["Id"])
+        self.reachable = True
         self.ready.set()
         for event in self._api.events(f"since={since}&filters={_EVENTS}"):
             if self._stop.is_set():
@@ -72,6 +85,9 @@ class DockerInventory:
                 self.inspect(actor.get("ID", ""))
             elif action == "die":
                 self.containers.released(actor.get("ID", ""), at)
+                gone = self.containers.by_id(actor.get("ID", ""))
+                if gone is not None and self._seen is not None:
+                    self._seen(gone, at)
         elif kind == "network" and action in ("connect", "disconnect"):
             self.inspect((actor.get("Attributes") or {}).get("container", ""), at)
 
@@ -83,6 +99,9 @@ class DockerInventory:
         container = container_from(info)
         since = at if at is not None else _time(info["State"].get("StartedAt", ""))
         self.containers.holds(container, addresses(info), since)
+        if self._seen is not None:
+            self._seen(container, since or time.time())
+            self._seen(container, time.time())
 
 
 def container_from(info: dict[str, Any]) -> Container:
@@ -96,6 +115,13 @@ def container_from(info: dict[str, Any]) -> Container:
         labels=dict(config.get("Labels") or {}),
         network_mode=host.get("NetworkMode", ""),
         privileged=bool(host.get("Privileged")),
+        host_pid=host.get("PidMode") == "host",
+        docker_socket=any(
+            str(m.get("Source", "")).endswith("/docker.sock")
+            or str(m.get("Destination", "")).endswith("/docker.sock")
+            for m in info.get("Mounts") or []
+        ),
+        cap_add=frozenset(c.upper().removeprefix("CAP_") for c in host.get("CapAdd") or []),
     )
 
 

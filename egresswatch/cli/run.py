@@ -31,6 +31,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="how to capture (default: the config's capture.engine, else ring): tshark captures "
         "only flow boundaries and naming packets through dumpcap, without byte counts",
     )
+    parser.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="serve the REST API too, from this process (the quick start's way; a service "
+        "would run `egresswatch serve` on its own, without capture privileges)",
+    )
     add_geoip_option(parser)
     parser.set_defaults(run=run)
 
@@ -40,6 +46,12 @@ def run(args: argparse.Namespace, load: Callable[[], Settings]) -> int:
     from egresswatch.daemon import Daemon  # noqa: PLC0415 - imported when needed
 
     settings = _with_engine(load(), args.engine)
+    api = None
+    if args.listen:
+        from egresswatch.api.server import serve_in_thread, with_listen  # noqa: PLC0415
+
+        served = with_listen(settings, args.listen)
+        api = lambda: serve_in_thread(served)  # noqa: E731 - started once the database is ready
 
     def reload() -> Settings:
         fresh = _with_engine(load_settings(args.config), args.engine)
@@ -50,6 +62,7 @@ def run(args: argparse.Namespace, load: Callable[[], Settings]) -> int:
         reload=reload,
         interfaces=args.interface,
         geo_paths=geoip_paths(args, settings),
+        api=api,
     )
     return daemon.run()
 

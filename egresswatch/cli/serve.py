@@ -20,24 +20,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, load: Callable[[], Settings]) -> int:
-    import uvicorn  # noqa: PLC0415 - imported when needed
+    from egresswatch.api.server import serve, with_listen  # noqa: PLC0415 - imported when needed
 
-    from egresswatch.api.app import create_app  # noqa: PLC0415
-    from egresswatch.api.auth import listen_address  # noqa: PLC0415
-    from egresswatch.store import Database  # noqa: PLC0415
-
-    settings = load()
-    if args.listen:
-        settings = settings.model_copy(
-            update={"api": settings.api.model_copy(update={"listen": args.listen})}
-        )
-    host, port = listen_address(settings.api)  # refuses a public address without tokens
-    database = Database(settings.db)
-    try:
-        database.upgrade()
-        app = create_app(settings, database)
-        uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(),
-                    access_log=False)  # fmt: skip
-    finally:
-        database.close()
+    serve(with_listen(load(), args.listen))
     return 0

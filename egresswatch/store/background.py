@@ -15,8 +15,9 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal, Protocol
 
+from egresswatch.attribution.containers import Container
 from egresswatch.errors import StoreError, StoreRefusedError
 from egresswatch.flows.record import FlowRecord
 from egresswatch.names.passive_dns import DnsAnswer
@@ -24,6 +25,15 @@ from egresswatch.pipeline import Sink
 from egresswatch.policy.alert import Alert, Destinations, Routes
 
 _log = logging.getLogger(__name__)
+
+
+class Store(Sink, Protocol):
+    """The database, as the writer uses it."""
+
+    def write_containers(self, sightings: Sequence[tuple[Container, float]]) -> None: ...
+
+    def write_status(self, host: str, updated: float, status: dict[str, Any]) -> None: ...
+
 
 _Item = tuple[Literal["flows"], Sequence[FlowRecord]] | tuple[Literal["dns"], Sequence[DnsAnswer]]
 _WAKE: _Item = ("dns", ())  # an empty batch: wakes the writer for alerts waiting
@@ -34,7 +44,7 @@ class BackgroundWriter:
 
     def __init__(
         self,
-        sink: Sink,
+        sink: Store,
         *,
         max_batches: int = 1024,
         retry_after: float = 2.0,
@@ -46,6 +56,9 @@ class BackgroundWriter:
         self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=max_batches)
         self._urgent: queue.Queue[Callable[[], None]] = queue.Queue()
         """Alerts and first-seen destinations: never bounded, never dropped (they are few)."""
+        self._status: tuple[str, float, dict[str, Any]] | None = None
+        """The latest status not written yet: only the newest one matters."""
+        self._status_lock = threading.Lock()
         self._retry_after = retry_after
         self.dropped: Counter[str] = Counter()
         """Records (flows, dns) dropped because the queue was full."""
@@ -72,6 +85,27 @@ class BackgroundWriter:
         self._urgently(
             lambda: self._sink.write_alerts(alerts, window, self._routes, destinations=destinations)
         )
+
+    def write_containers(self, sightings: Sequence[tuple[Container, float]]) -> None:
+        self._urgently(lambda: self._sink.write_containers(sightings))
+
+    def write_status(self, host: str, updated: float, status: dict[str, Any]) -> None:
+        """Publish the daemon's status; one not written yet is replaced, never queued."""
+        with self._status_lock:
+            waiting, self._status = self._status is not None, (host, updated, status)
+        if not waiting:
+            self._urgently(self._write_status)
+
+    def _write_status(self) -> None:
+        with self._status_lock:
+            latest, self._status = self._status, None
+        if latest is not None:
+            try:
+                self._sink.write_status(*latest)
+            except StoreError:
+                with self._status_lock:  # the next one (or this one again) goes later
+                    self._status = self._status or latest
+                raise
 
     def _urgently(self, write: Callable[[], None]) -> None:
         self._urgent.put(write)

@@ -20,11 +20,13 @@ from egresswatch.errors import StoreError, StoreRefusedError
 from egresswatch.flows.record import FlowRecord
 from egresswatch.names.passive_dns import DnsAnswer
 from egresswatch.policy.alert import Alert, Destinations, Routes
-from egresswatch.store import migrate, outbox
+from egresswatch.store import inventory, migrate, outbox
+from egresswatch.store.inventory import Sighting
 from egresswatch.store.queries import (
     AlertFilter,
     DnsFilter,
     FlowFilter,
+    alert_counts,
     alert_evidence,
     known_destinations,
     select_alert,
@@ -33,6 +35,7 @@ from egresswatch.store.queries import (
     select_flow,
     select_flows,
 )
+from egresswatch.store.rollups import TotalsFilter, container_egress, select_totals
 from egresswatch.store.writer import (
     insert_dns,
     upsert_flows,
@@ -89,6 +92,48 @@ class Database:
         if alerts or destinations:
             self._write(write, alerts, "alerts")
 
+    def write_containers(self, sightings: Sequence[Sighting]) -> None:
+        """Store the containers Docker described (each with when)."""
+        if sightings:
+            self._write(inventory.write_containers, sightings, "containers")
+
+    def write_status(self, host: str, updated: float, status: dict[str, Any]) -> None:
+        """Publish the capture daemon's status for ``host`` (replacing the last one)."""
+        self._transaction(
+            lambda conn: inventory.write_status(conn, host, updated, status), "the status"
+        )
+
+    def status(self) -> list[dict[str, Any]]:
+        """Every host's last published status."""
+        return self._transaction(inventory.select_status, "the status")
+
+    def containers(self, since: float | None = None) -> list[dict[str, Any]]:
+        """Every container seen (described by Docker, or named by flows), with its egress
+        since ``since`` (``egress``: None when it sent nothing out)."""
+
+        def read(conn: Connection) -> list[dict[str, Any]]:
+            egress = container_egress(conn, since)
+            found = inventory.select_containers(conn)
+            names = {c["name"] for c in found}
+            found += [_unknown(name) for name in sorted(egress) if name and name not in names]
+            for c in found:
+                c["egress"] = egress.get(c["name"])
+            return found
+
+        return self._transaction(read, "containers")
+
+    def totals(self, flt: TotalsFilter) -> Iterator[dict[str, Any]]:
+        """Hourly totals added up by ``flt.group_by``, most bytes out first."""
+        return self._read(select_totals, flt, "totals")
+
+    def alert_counts(self) -> list[tuple[str, bool, int]]:
+        """(severity, acknowledged, number of alerts)."""
+        return self._transaction(alert_counts, "alerts")
+
+    def outbox_backlog(self) -> tuple[int, float | None]:
+        """Deliveries waiting, and when the oldest was queued."""
+        return self._transaction(outbox.backlog, "the outbox")
+
     def known_destinations(self) -> tuple[set[tuple[str, str]], float | None]:
         """Every (source, destination) stored, and the oldest first sighting."""
         return self._transaction(known_destinations, "destinations")
@@ -116,9 +161,6 @@ class Database:
 
     def outbox_retry(self, ids: list[int], attempts: int, at: float, error: str) -> None:
         self._transaction(lambda conn: outbox.retry(conn, ids, attempts, at, error), "the outbox")
-
-    def outbox_pending(self) -> int:
-        return self._transaction(outbox.pending_count, "the outbox")
 
     def _transaction(self, work: Callable[[Connection], T], what: str) -> T:
         try:
@@ -172,6 +214,13 @@ class Database:
     @property
     def _safe_url(self) -> str:
         return make_url(self.url).render_as_string(hide_password=True)
+
+
+def _unknown(name: str) -> dict[str, Any]:
+    """A container known only by the name on its flows (Docker never described it here)."""
+    return {"container_id": None, "name": name, "image": None, "first_seen": None,
+            "last_seen": None, "network_mode": None, "privileged": None, "host_pid": None,
+            "docker_socket": None, "cap_add": None}  # fmt: skip
 
 
 def _engine(url: str) -> Engine:

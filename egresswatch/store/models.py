@@ -127,9 +127,12 @@ class AlertRow(Base):
     acknowledged: Mapped[bool] = mapped_column(Boolean, default=False)
     evidence: Mapped[bytes | None] = mapped_column(LargeBinary)
     """The flow's first packets, a pcap file (``egresswatch alerts --evidence UID``)."""
+    container: Mapped[str | None] = mapped_column(String(255))
+    """The flow's container name (else id); None for the host's own flows."""
 
     __table_args__ = (
         Index("ix_alerts_time", "time"),
+        Index("ix_alerts_last_time", "last_time"),
         Index("ix_alerts_dedup_key_last_time", "dedup_key", "last_time"),
     )
 
@@ -171,3 +174,81 @@ class DestinationRow(Base):
     __table_args__ = (
         Index("ix_destinations_source_destination", "source", "destination", unique=True),
     )
+
+
+class FlowHourRow(Base):
+    """Hourly totals by destination, direction, place, container and process: what
+    ``/destinations`` and ``/containers`` sum over, so a month is a few thousand rows, not
+    millions of flows. Kept current by the flow writer; bytes count in the hour they were
+    reported (a long flow's interim updates add their increase)."""
+
+    __tablename__ = "flow_hours"
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    hour: Mapped[float] = mapped_column(Float(precision=53))
+    """Start of the hour, epoch seconds."""
+    direction: Mapped[str] = mapped_column(String(8))
+    # The key columns hold "" (asn: 0) for unknown: NULLs would never collide in a unique index.
+    server_name: Mapped[str] = mapped_column(String(255))
+    dst_ip: Mapped[str] = mapped_column(String(45))
+    """The responder's address when the flow has no server name ("" when it has one)."""
+    country: Mapped[str] = mapped_column(String(2))
+    asn: Mapped[int] = mapped_column(BigInteger)
+    as_org: Mapped[str] = mapped_column(String(255))
+    container: Mapped[str] = mapped_column(String(255))
+    """Container name ("" for the host)."""
+    process: Mapped[str] = mapped_column(String(64))
+    flows: Mapped[int] = mapped_column(BigInteger)
+    packets_out: Mapped[int] = mapped_column(BigInteger)
+    bytes_out: Mapped[int] = mapped_column(BigInteger)
+    packets_in: Mapped[int] = mapped_column(BigInteger)
+    bytes_in: Mapped[int] = mapped_column(BigInteger)
+    first_seen: Mapped[float] = mapped_column(Float(precision=53))
+    last_seen: Mapped[float] = mapped_column(Float(precision=53))
+
+    __table_args__ = (
+        Index(
+            "ix_flow_hours_key",
+            "hour",
+            "direction",
+            "server_name",
+            "dst_ip",
+            "country",
+            "asn",
+            "container",
+            "process",
+            unique=True,
+        ),
+    )
+
+
+class ContainerRow(Base):
+    """Every container the Docker API described, with what could hide its traffic."""
+
+    __tablename__ = "containers"
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    container_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    image: Mapped[str] = mapped_column(String(255))
+    first_seen: Mapped[float] = mapped_column(Float(precision=53))
+    last_seen: Mapped[float] = mapped_column(Float(precision=53))
+    network_mode: Mapped[str] = mapped_column(String(255))
+    privileged: Mapped[bool] = mapped_column(Boolean)
+    host_pid: Mapped[bool] = mapped_column(Boolean)
+    docker_socket: Mapped[bool] = mapped_column(Boolean)
+    cap_add: Mapped[str] = mapped_column(Text)
+    """JSON list of the capabilities added (``NET_ADMIN``, ``SYS_ADMIN``, ...)."""
+
+
+class StatusRow(Base):
+    """The capture daemon's health and counters, one row per host, rewritten every few
+    seconds: what ``/readyz`` and ``/metrics`` report from another process."""
+
+    __tablename__ = "daemon_status"
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    host: Mapped[str] = mapped_column(String(255), unique=True)
+    updated: Mapped[float] = mapped_column(Float(precision=53))
+    status: Mapped[str] = mapped_column(Text)
+    """JSON object: see ``egresswatch.status``."""

@@ -43,9 +43,11 @@ def retry(conn: Connection, ids: list[int], attempts: int, at: float, error: str
     )
 
 
-def pending_count(conn: Connection) -> int:
-    query = select(func.count()).select_from(OutboxRow).where(OutboxRow.delivered.is_(None))
-    return int(conn.execute(query).scalar() or 0)
+def backlog(conn: Connection) -> tuple[int, float | None]:
+    """Deliveries not made yet, and when the oldest of them was queued."""
+    query = select(func.count(), func.min(OutboxRow.created)).where(OutboxRow.delivered.is_(None))
+    count, oldest = conn.execute(query).one()
+    return int(count or 0), oldest
 
 
 def acknowledge(conn: Connection, uids: list[str]) -> list[str]:

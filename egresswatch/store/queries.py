@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, select
+from sqlalchemy import Connection, Select, func, select
 
 from egresswatch.store.models import AlertRow, DestinationRow, DnsAddressRow, DnsRow, FlowRow
 
@@ -33,6 +33,15 @@ class FlowFilter:
     """Responder (service) port."""
     container: str | None = None
     """Container name, or id (or the start of one)."""
+    process: str | None = None
+    """Process name (as the kernel names it: ``wget``, ``python3``)."""
+    server_name: str | None = None
+    """Server name, or a glob (``*.example.com``; ``*`` and ``?``), case-insensitive."""
+    country: str | None = None
+    """ISO country code of the remote end."""
+    asn: int | None = None
+    min_bytes_out: int | None = None
+    """Only flows that sent at least this many bytes."""
     before: tuple[float, str] | None = None
     """Keyset pagination: only flows ordered after this (last_seen, uid), newest first."""
     limit: int = 50
@@ -85,6 +94,16 @@ def _where(flt: FlowFilter) -> list[Any]:
             (FlowRow.container_name == flt.container)
             | FlowRow.container_id.startswith(flt.container.lower(), autoescape=True)
         )
+    if flt.process:
+        clauses.append(FlowRow.process == flt.process)
+    if flt.server_name:
+        clauses.append(_matches(FlowRow.server_name, flt.server_name))
+    if flt.country:
+        clauses.append(FlowRow.country == flt.country.upper())
+    if flt.asn is not None:
+        clauses.append(FlowRow.asn == flt.asn)
+    if flt.min_bytes_out is not None:
+        clauses.append(FlowRow.bytes_out >= flt.min_bytes_out)
     if flt.dst:
         low, high = address_range(flt.dst)
         clauses.append(FlowRow.dst_addr.between(low, high))
@@ -92,6 +111,15 @@ def _where(flt: FlowFilter) -> list[Any]:
         v6 = ":" in flt.dst
         clauses.append(FlowRow.dst_ip.contains(":") if v6 else ~FlowRow.dst_ip.contains(":"))
     return clauses
+
+
+def _matches(column: Any, name: str) -> Any:
+    """A name, or a glob (``*``, ``?``), as stored: lower case, no trailing dot."""
+    pattern = name.lower().rstrip(".")
+    if "*" not in pattern and "?" not in pattern:
+        return column == pattern
+    like = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.like(like.replace("*", "%").replace("?", "_"), escape="\\")
 
 
 _V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
@@ -129,13 +157,7 @@ DNS_FIELDS = ["time", "client", "resolver", "query", "qtype", "rcode", "answers"
 def select_dns(conn: Connection, flt: DnsFilter) -> Iterator[dict[str, Any]]:
     query: Select[Any] = select(*[DnsRow.__table__.c[name] for name in DNS_FIELDS])
     if flt.name:
-        pattern = flt.name.lower().rstrip(".")
-        if "*" in pattern or "?" in pattern:
-            like = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            like = like.replace("*", "%").replace("?", "_")
-            query = query.where(DnsRow.query.like(like, escape="\\"))
-        else:
-            query = query.where(DnsRow.query == pattern)
+        query = query.where(_matches(DnsRow.query, flt.name))
     if flt.ip:
         address = str(ipaddress.ip_address(flt.ip))
         uids = select(DnsAddressRow.dns_uid).where(DnsAddressRow.address == address)
@@ -153,6 +175,9 @@ def select_dns(conn: Connection, flt: DnsFilter) -> Iterator[dict[str, Any]]:
         yield answer
 
 
+SEVERITIES = ("low", "medium", "high", "critical")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AlertFilter:
     """Which alerts to list; ``limit`` 0 means no limit."""
@@ -163,6 +188,11 @@ class AlertFilter:
     """Only alerts nobody has acknowledged yet."""
     acknowledged_only: bool = False
     """Only alerts somebody has acknowledged."""
+    severity: str | None = None
+    """This severity or a higher one (low < medium < high < critical)."""
+    rule: str | None = None
+    container: str | None = None
+    """Alerts about this container's flows (its name, or id)."""
     uid: str | None = None
     limit: int = 50
 
@@ -175,6 +205,12 @@ def select_alerts(conn: Connection, flt: AlertFilter) -> Iterator[dict[str, Any]
         query = query.where(AlertRow.acknowledged.is_(False))
     if flt.acknowledged_only:
         query = query.where(AlertRow.acknowledged.is_(True))
+    if flt.severity is not None:
+        query = query.where(AlertRow.severity.in_(SEVERITIES[SEVERITIES.index(flt.severity) :]))
+    if flt.rule is not None:
+        query = query.where(AlertRow.rule == flt.rule)
+    if flt.container is not None:
+        query = query.where(AlertRow.container == flt.container)
     if flt.uid is not None:
         query = query.where(AlertRow.uid == flt.uid)
     query = query.order_by(AlertRow.last_time.desc(), AlertRow.id.desc())
@@ -202,3 +238,11 @@ def known_destinations(conn: Connection) -> tuple[set[tuple[str, str]], float | 
         pairs.add((source, dest))
         oldest = at if oldest is None else min(oldest, at)
     return pairs, oldest
+
+
+def alert_counts(conn: Connection) -> list[tuple[str, bool, int]]:
+    """(severity, acknowledged, number of alerts), for metrics."""
+    query = select(AlertRow.severity, AlertRow.acknowledged, func.count()).group_by(
+        AlertRow.severity, AlertRow.acknowledged
+    )
+    return [(severity, bool(ack), int(n)) for severity, ack, n in conn.execute(query)]

@@ -23,6 +23,7 @@ from egresswatch.store.models import (
     OutboxRow,
 )
 from egresswatch.store.queries import address_key
+from egresswatch.store.rollups import roll_up
 
 # Columns an interim update may change; first_seen and the 5-tuple never change for a uid.
 _UPDATED = (
@@ -48,34 +49,36 @@ _UPDATED = (
 
 
 _FIELDS = tuple(field.name for field in dataclasses.fields(FlowRecord))
-_COLUMNS = (*_FIELDS, "dst_addr")
+FLOW_COLUMNS = (*_FIELDS, "dst_addr")
 """The flows-table columns a record fills: its own fields, then the derived address key."""
 _values_of = operator.attrgetter(*_FIELDS)
 _HISTORY = _FIELDS.index("history")
 
 
 def flow_values(rec: FlowRecord) -> tuple[Any, ...]:
-    """The flows-table row for a record, in _COLUMNS order."""
+    """The flows-table row for a record, in FLOW_COLUMNS order."""
     values = list(_values_of(rec))
     values[_HISTORY] = rec.history[:64]  # the column's width; a longer history is cut
     return (*values, address_key(rec.dst_ip))
 
 
 _SQLITE_UPSERT = (
-    f"INSERT INTO flows ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
+    f"INSERT INTO flows ({', '.join(FLOW_COLUMNS)}) VALUES ({', '.join('?' * len(FLOW_COLUMNS))}) "
     f"ON CONFLICT(uid) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _UPDATED)}"
 )
 
 
 def upsert_flows(conn: Connection, records: Sequence[FlowRecord]) -> None:
-    """Insert new uids and update known ones, in one executemany."""
-    rows = list({rec.uid: flow_values(rec) for rec in records}.values())  # last write wins
+    """Insert new uids and update known ones, in one executemany; the hourly totals too."""
+    latest = list({rec.uid: rec for rec in records}.values())  # last write wins
+    roll_up(conn, latest)  # first: it reads what the flows' rows held before
+    rows = [flow_values(rec) for rec in latest]
     dialect = conn.dialect.name
     if dialect == "sqlite":
         # The DB-API directly: SQLAlchemy's per-row processing would cost more than the insert.
         conn.exec_driver_sql(_SQLITE_UPSERT, rows)
         return
-    named = [dict(zip(_COLUMNS, row, strict=True)) for row in rows]
+    named = [dict(zip(FLOW_COLUMNS, row, strict=True)) for row in rows]
     if dialect == "postgresql":
         from sqlalchemy.dialects import postgresql  # noqa: PLC0415 - only for PostgreSQL URLs
 
@@ -184,6 +187,7 @@ def write_alerts(
             "flow": json.dumps(dataclasses.asdict(a.flow) if a.flow else {}),
             "acknowledged": False,
             "evidence": a.evidence,
+            "container": (a.flow.container_name or a.flow.container_id) if a.flow else None,
         }
         conn.execute(insert(AlertRow).values(**row))
         for webhook in webhooks(a):

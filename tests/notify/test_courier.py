@@ -32,7 +32,7 @@ def database(tmp_path: Path) -> Database:
 
 def until_delivered(courier: Courier, db: Database, limit: float = 15.0) -> None:
     deadline = time.monotonic() + limit
-    while db.outbox_pending() and time.monotonic() < deadline:
+    while db.outbox_backlog()[0] and time.monotonic() < deadline:
         courier.deliver(time.time())
         time.sleep(0.05)
 

@@ -1,0 +1,58 @@
+"""Running the API under uvicorn: on its own (``egresswatch serve``) or beside the capture in
+the daemon's process (``egresswatch run --listen``)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import uvicorn
+
+from egresswatch.api.app import create_app
+from egresswatch.api.auth import listen_address
+from egresswatch.config import Settings
+from egresswatch.store import Database
+
+_log = logging.getLogger(__name__)
+
+
+def with_listen(settings: Settings, listen: str | None) -> Settings:
+    """``--listen`` over the config's ``api.listen``; checks it (a public address needs
+    tokens) so that a bad one stops the command before anything starts."""
+    if listen:
+        api = settings.api.model_copy(update={"listen": listen})
+        settings = settings.model_copy(update={"api": api})
+    listen_address(settings.api)
+    return settings
+
+
+def serve(settings: Settings) -> None:
+    """Serve until SIGTERM or SIGINT (uvicorn's own handlers)."""
+    host, port = listen_address(settings.api)
+    database = Database(settings.db)
+    try:
+        database.upgrade()
+        uvicorn.run(create_app(settings, database), host=host, port=port,
+                    log_level=settings.log_level.lower(), access_log=False)  # fmt: skip
+    finally:
+        database.close()
+
+
+def serve_in_thread(settings: Settings) -> Callable[[], None]:
+    """Serve from a thread (the database is already upgraded); returns what stops it."""
+    host, port = listen_address(settings.api)
+    database = Database(settings.db)
+    config = uvicorn.Config(create_app(settings, database), host=host, port=port,
+                            log_level=settings.log_level.lower(), access_log=False)  # fmt: skip
+    server = uvicorn.Server(config)  # outside the main thread it installs no signal handlers
+    thread = threading.Thread(target=server.run, name="api", daemon=True)
+    thread.start()
+    _log.info("REST API on http://%s:%d/api/v1", host, port)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=5)
+        database.close()
+
+    return stop
