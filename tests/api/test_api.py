@@ -49,15 +49,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve(tmp_path: Path, db: Path, config: str = "") -> Iterator[Api]:
+def serve(tmp_path: Path, db: Path | str, config: str = "") -> Iterator[Api]:
+    """`egresswatch serve` on a free port over ``db`` (a SQLite file, or any database URL)."""
+    url = db if isinstance(db, str) else f"sqlite:///{db}"
     port = free_port()
     (tmp_path / "api.toml").write_text(config)
     proc = subprocess.Popen(
         [sys.executable, "-m", "egresswatch", "serve", "--listen", f"127.0.0.1:{port}",
-         "--db", f"sqlite:///{db}", "--config", str(tmp_path / "api.toml")],
+         "--db", url, "--config", str(tmp_path / "api.toml")],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
-    api = Api(f"http://127.0.0.1:{port}", db)
+    api = Api(f"http://127.0.0.1:{port}", db if isinstance(db, Path) else Path())
     deadline = time.monotonic() + 20
     while True:
         try:
