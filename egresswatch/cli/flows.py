@@ -26,6 +26,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", help="tcp, udp, icmp, icmp6 or an IP protocol number")
     parser.add_argument("--port", type=int, help="responder (service) port")
     parser.add_argument("--container", metavar="NAME|ID", help="flows of this container")
+    parser.add_argument("--process", help="flows opened by this process name (python3, wget)")
+    parser.add_argument("--server-name", help="server name or glob (*.example.com)")
+    parser.add_argument("--country", help="ISO country code of the remote end (CN, US)")
+    parser.add_argument("--asn", type=int, help="autonomous system number of the remote end")
+    parser.add_argument("--min-bytes-out", type=int, metavar="N", help="sent at least N bytes")
     parser.set_defaults(run=run)
 
 
@@ -47,5 +52,10 @@ def _filter(args: argparse.Namespace) -> FlowFilter:
         protocol=args.protocol,
         port=args.port,
         container=args.container,
+        process=args.process,
+        server_name=args.server_name,
+        country=args.country,
+        asn=args.asn,
+        min_bytes_out=args.min_bytes_out,
         limit=args.limit,
     )

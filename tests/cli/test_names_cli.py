@@ -116,6 +116,26 @@ def test_each_flow_gets_the_name_its_client_used_and_its_place(
     assert (v6["server_name"], v6["country"]) == (None, "US")
 
 
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--country", "us"], {"216.160.83.56", "2001:480:10::1"}),
+        (["--server-name", "*.EXAMPLE"], {"89.160.20.112", "216.160.83.56"}),
+        (["--asn", "29518"], {"89.160.20.112"}),
+        # 254 bytes with the ClientHello; 280 over IPv6 (40-byte headers); the rest 200-204
+        (["--min-bytes-out", "250"], {"89.160.20.112", "2001:480:10::1"}),
+        (["--country", "CN", "--server-name", "*.example"], set()),
+    ],
+)
+def test_flows_filtered_by_place_name_and_size(
+    replayed: str, capsys: pytest.CaptureFixture[str], options: list[str], expected: set[str]
+) -> None:
+    capsys.readouterr()
+    assert main(["flows", "--db", replayed, "--json", "--limit", "0", *options]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {r["dst_ip"] for r in rows if r["protocol"] == "tcp"} == expected
+
+
 def test_the_dns_history_answers_who_resolved_what(
     replayed: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -104,8 +104,9 @@ def test_a_host_network_container_is_known_by_its_processes_cgroup(
     try:
         daemon.wait_for("capturing on")
         sh("docker", "rm", "-f", name, check=False)
-        cid = sh("docker", "run", "-d", "--name", name, "--network", "host", image, "sh", "-c",
-                 f"wget -q -O /dev/null {server}; sleep 60").strip()  # fmt: skip
+        cid = sh("docker", "run", "-d", "--name", name, "--network", "host", "--cap-add",
+                 "NET_ADMIN", "-v", "/var/run/docker.sock:/var/run/docker.sock:ro", image, "sh",
+                 "-c", f"wget -q -O /dev/null {server}; sleep 60").strip()  # fmt: skip
         sh("docker", "exec", name, "wget", "-q", "-O", "/dev/null", server)
         sh("busybox", "wget", "-q", "-O", "/dev/null", server)  # the host's own, beside it
     finally:
@@ -119,6 +120,12 @@ def test_a_host_network_container_is_known_by_its_processes_cgroup(
         (cid, name, "wget"),
         (None, None, "busybox"),
     ]
+    # Docker's description is stored too, with what lets it slip past monitoring (/containers).
+    [row] = [r for r in daemon.rows("containers") if r["container_id"] == cid]
+    assert (row["name"], row["network_mode"], row["docker_socket"], row["privileged"]) == (
+        name, "host", 1, 0,
+    )  # fmt: skip
+    assert row["cap_add"] == '["NET_ADMIN"]' and row["last_seen"] > row["first_seen"]
 
 
 def test_without_the_probe_open_sockets_are_found_through_sock_diag(
