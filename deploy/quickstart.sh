@@ -5,7 +5,7 @@
 #   /var/lib/egresswatch/egresswatch.db (SQLite, migrated to the newest schema).
 # Capture files given as arguments are replayed into the database and the newest flows shown;
 # without any, it runs the daemon in the foreground (`egresswatch run`: live capture on the Docker
-# bridges and uplinks; Ctrl-C writes out every flow and stops).
+# bridges and uplinks, and the REST API on 127.0.0.1:8787; Ctrl-C writes out every flow and stops).
 # Idempotent: run it again after `git pull` to upgrade.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -57,7 +57,8 @@ egresswatch db upgrade
 egresswatch geoip status
 if [ "$#" -eq 0 ]; then
     echo "quickstart: capturing live; see the flows from another shell with: egresswatch flows"
-    exec egresswatch run
+    echo "quickstart: or ask the API: curl -s 127.0.0.1:8787/api/v1/destinations; curl -s 127.0.0.1:8787/readyz"
+    exec egresswatch run --listen 127.0.0.1:8787
 fi
 for f in "$@"; do
     egresswatch replay "$f"
