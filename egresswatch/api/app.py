@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import time
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal
@@ -17,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from egresswatch.api import schemas
 from egresswatch.api.auth import Tokens
 from egresswatch.api.health import metrics, readiness
 from egresswatch.cli.render import alert_json, flow_json
@@ -48,6 +50,10 @@ When = Annotated[
 ]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Severity = Literal["low", "medium", "high", "critical"]
+Big = Annotated[int | None, Query(ge=0, le=2**63 - 1)]
+READ = schemas.problems(401, 422, 503)
+ONE = schemas.problems(401, 404, 422, 503)
+PCAP = {"description": "A pcap file", "content": {"application/vnd.tcpdump.pcap": {}}}
 
 
 def create_app(settings: Settings, database: Database) -> FastAPI:
@@ -80,7 +86,7 @@ def create_app(settings: Settings, database: Database) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/api/v1/flows")
+    @app.get("/api/v1/flows", responses={200: {"model": schemas.FlowPage}, **READ})
     def flows(
         _: Read,
         since: When = None,
@@ -93,8 +99,8 @@ def create_app(settings: Settings, database: Database) -> FastAPI:
         process: str | None = None,
         server_name: Annotated[str | None, Query(description="name or glob: *.example.com")] = None,
         country: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
-        asn: Annotated[int | None, Query(ge=0)] = None,
-        min_bytes_out: Annotated[int | None, Query(ge=0)] = None,
+        asn: Big = None,
+        min_bytes_out: Big = None,
         cursor: str | None = None,
         limit: Limit = 100,
     ) -> Response:
@@ -110,11 +116,11 @@ def create_app(settings: Settings, database: Database) -> FastAPI:
         nxt = _encode(rows[-1]["last_seen"], rows[-1]["uid"]) if more and rows else None
         return _page([flow_json(r) for r in rows], nxt)
 
-    @app.get("/api/v1/flows/{uid}")
+    @app.get("/api/v1/flows/{uid}", responses={200: {"model": schemas.Flow}, **ONE})
     def flow(uid: str, _: Read) -> Response:
         return _one(database.flow(uid), flow_json, f"no flow {uid}")
 
-    @app.get("/api/v1/alerts")
+    @app.get("/api/v1/alerts", responses={200: {"model": schemas.AlertPage}, **READ})
     def alerts(
         _: Read,
         since: When = None,
@@ -129,17 +135,23 @@ def create_app(settings: Settings, database: Database) -> FastAPI:
                           acknowledged_only=acknowledged is True, limit=limit)  # fmt: skip
         return _page([alert_json(r) for r in _checked(lambda: database.alerts(flt))], None)
 
-    @app.get("/api/v1/alerts/{uid}")
+    @app.get("/api/v1/alerts/{uid}", responses={200: {"model": schemas.Alert}, **ONE})
     def alert(uid: str, _: Read) -> Response:
         return _one(database.alert(uid), alert_json, f"no alert {uid}")
 
-    @app.post("/api/v1/alerts/{uid}/ack")
+    @app.post(
+        "/api/v1/alerts/{uid}/ack",
+        responses={
+            200: {"model": schemas.Acknowledged},
+            **schemas.problems(401, 403, 404, 422, 503),
+        },
+    )
     def acknowledge(uid: str, _: Write) -> dict[str, Any]:
         if not database.acknowledge([uid]):
             raise HTTPException(404, f"no alert {uid}")
         return {"uid": uid, "acknowledged": True}
 
-    @app.get("/api/v1/alerts/{uid}/pcap")
+    @app.get("/api/v1/alerts/{uid}/pcap", response_class=Response, responses={200: PCAP, **ONE})
     def pcap(uid: str, _: Read) -> Response:
         data = database.alert_evidence(uid)
         if data is None:
@@ -150,7 +162,7 @@ def create_app(settings: Settings, database: Database) -> FastAPI:
             headers={"Content-Disposition": f'attachment; filename="{uid}.pcap"'},
         )
 
-    @app.get("/api/v1/dns")
+    @app.get("/api/v1/dns", responses={200: {"model": schemas.DnsPage}, **READ})
     def dns(
         _: Read,
         name: Annotated[str | None, Query(description="query name or glob")] = None,
@@ -164,7 +176,7 @@ def create_app(settings: Settings, database: Database) -> FastAPI:
         rows = _checked(lambda: database.dns(flt))
         return _page([json.dumps({**r, "time": rfc3339(r["time"])}) for r in rows], None)
 
-    @app.get("/api/v1/destinations")
+    @app.get("/api/v1/destinations", responses={200: {"model": schemas.DestinationPage}, **READ})
     def destinations(
         _: Read,
         since: When = "24h",
@@ -180,12 +192,18 @@ def create_app(settings: Settings, database: Database) -> FastAPI:
         rows = _checked(lambda: database.totals(flt))
         return _page([json.dumps(_times(r)) for r in rows], None)
 
-    @app.get("/api/v1/containers")
+    @app.get("/api/v1/containers", responses={200: {"model": schemas.ContainerPage}, **READ})
     def containers(_: Read, since: When = None) -> Response:
         rows = database.containers(_when(since, "since"))
         return _page([json.dumps(_container(r)) for r in rows], None)
 
-    @app.get("/readyz")
+    @app.get(
+        "/readyz",
+        responses={
+            200: {"model": schemas.Readiness},
+            503: {"model": schemas.Readiness, "description": "Not ready"},
+        },
+    )
     def readyz() -> JSONResponse:
         ready, hosts = readiness(database.status(), time.time())
         outbox, oldest = database.outbox_backlog()
@@ -248,13 +266,15 @@ def _when(text: str | None, name: str) -> float | None:
     if text is None:
         return None
     try:
-        return float(text)
+        when = float(text)
     except ValueError:
-        pass
-    try:
-        return parse_time(text, time.time())
-    except ValueError as exc:
-        raise HTTPException(422, f"{name}: {exc}") from exc
+        try:
+            return parse_time(text, time.time())
+        except ValueError as exc:
+            raise HTTPException(422, f"{name}: {exc}") from exc
+    if not math.isfinite(when):
+        raise HTTPException(422, f"{name}: {text!r} is not a time")
+    return when
 
 
 def _checked(rows: Callable[[], Iterator[dict[str, Any]]]) -> Iterator[dict[str, Any]]:

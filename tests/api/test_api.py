@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from egresswatch.store import Database
+from tests.store.conftest import fresh_postgres_database, postgres_url  # noqa: F401 - fixture
 from tests.store.test_alerts_store import T0, alert
 
 CAPTURE = Path(__file__).resolve().parents[2].parent / "shared/peers/zeek/teredo/Teredo.pcap"
@@ -27,7 +28,8 @@ CAPTURE = Path(__file__).resolve().parents[2].parent / "shared/peers/zeek/teredo
 @dataclass
 class Api:
     url: str
-    db: Path
+    database: str
+    """The database's URL."""
 
     def get(self, path: str, token: str | None = None) -> tuple[int, Any, str]:
         return self.call("GET", path, token)
@@ -59,7 +61,7 @@ def serve(tmp_path: Path, db: Path | str, config: str = "") -> Iterator[Api]:
          "--db", url, "--config", str(tmp_path / "api.toml")],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
-    api = Api(f"http://127.0.0.1:{port}", db if isinstance(db, Path) else Path())
+    api = Api(f"http://127.0.0.1:{port}", url)
     deadline = time.monotonic() + 20
     while True:
         try:
@@ -85,13 +87,37 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def api(replayed: Path, tmp_path: Path) -> Iterator[Api]:
-    yield from serve(tmp_path, replayed)
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new database of the backend ``request.param`` names."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'empty.db'}"
+    return fresh_postgres_database(request.getfixturevalue("postgres_url"))
+
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def url(
+    request: pytest.FixtureRequest, replayed: Path, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """The replayed capture's database, on SQLite and then on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{replayed}"
+    url = fresh_postgres_database(request.getfixturevalue("postgres_url"))
+    subprocess.run([sys.executable, "-m", "egresswatch", "replay", str(CAPTURE), "--db", url,
+                    "--quiet"], check=True)  # fmt: skip
+    return url
+
+
+@pytest.fixture
+def api(url: str, tmp_path: Path) -> Iterator[Api]:
+    yield from serve(tmp_path, url)
 
 
 def test_pages_follow_their_cursors_to_exactly_the_clis_listing(api: Api) -> None:
     listing = [sys.executable, "-m", "egresswatch", "flows", "--json", "--limit", "0"]
-    cli = subprocess.run([*listing, "--db", f"sqlite:///{api.db}"], capture_output=True,
+    cli = subprocess.run([*listing, "--db", api.database], capture_output=True,
                          text=True, check=True).stdout.splitlines()  # fmt: skip
     expected = [json.loads(line) for line in cli]
     assert len(expected) > 3
@@ -135,13 +161,13 @@ def test_a_public_address_without_tokens_is_refused(replayed: Path) -> None:
     assert done.returncode == 2 and "add a token" in done.stderr
 
 
-def test_alerts_listed_acknowledged_and_their_evidence(replayed: Path, tmp_path: Path) -> None:
-    db_path = tmp_path / "alerts.db"
-    db_path.write_bytes(replayed.read_bytes())
-    database = Database(f"sqlite:///{db_path}")
+@pytest.mark.parametrize("empty_database", BACKENDS, indirect=True)
+def test_alerts_listed_acknowledged_and_their_evidence(empty_database: str, tmp_path: Path) -> None:
+    database = Database(empty_database)
+    database.upgrade()
     database.write_alerts([alert(T0, "1")], 3600)
     database.close()
-    for api in serve(tmp_path, db_path):
+    for api in serve(tmp_path, empty_database):
         status, body, _ = api.get("/api/v1/alerts?acknowledged=false")
         assert status == 200 and [a["uid"] for a in body["items"]] == ["A1"]
         assert body["items"][0]["flow"]["container_name"] == "ollama"
