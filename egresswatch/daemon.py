@@ -37,6 +37,7 @@ from egresswatch.notify.courier import Courier, targets_from
 from egresswatch.pipeline import Decoder, Pipeline
 from egresswatch.policy.judge import PolicyJudge
 from egresswatch.policy.load import policy_in_force
+from egresswatch.sdnotify import ServiceNotifier
 from egresswatch.status import DaemonFacts, describe, host_name
 from egresswatch.store import Database
 from egresswatch.store.background import BackgroundWriter
@@ -74,6 +75,7 @@ class Daemon:
         self._finder = InterfaceFinder(docker_socket=settings.capture.docker_socket)
         self._facts = DaemonFacts(started=time.time())
         self._inventory: DockerInventory | None = None
+        self._systemd = ServiceNotifier()
 
     def wanted(self) -> dict[str, bool]:
         """Interface -> promiscuous, for the interfaces to capture on now."""
@@ -117,8 +119,10 @@ class Daemon:
             built = self._pipeline(database, closing)
             _log.info("capturing on %s; writing to %s", ", ".join(capture.interfaces), database)
             self._install_signals()
+            self._systemd.ready(f"capturing on {', '.join(capture.interfaces)}")
             self._loop(capture, *built)
         finally:
+            self._systemd.stopping()
             capture.close()
             try:
                 if built is not None:
@@ -203,6 +207,7 @@ class Daemon:
                 if pipeline.twins is not None:
                     pipeline.twins.bridges = self._finder.bridges_among(capture.interfaces)
                 pipeline.tick(now)
+                self._systemd.watchdog()  # every second: the loop is alive
             if self._hup.is_set():
                 self._hup.clear()
                 self._apply_reload()

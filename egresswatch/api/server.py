@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import uvicorn
@@ -12,6 +13,7 @@ import uvicorn
 from egresswatch.api.app import create_app
 from egresswatch.api.auth import listen_address
 from egresswatch.config import Settings
+from egresswatch.errors import ConfigError
 from egresswatch.store import Database
 
 _log = logging.getLogger(__name__)
@@ -48,6 +50,13 @@ def serve_in_thread(settings: Settings) -> Callable[[], None]:
     server = uvicorn.Server(config)  # outside the main thread it installs no signal handlers
     thread = threading.Thread(target=server.run, name="api", daemon=True)
     thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if not server.started:  # uvicorn has logged why (the address in use, ...)
+        server.should_exit = True
+        database.close()
+        raise ConfigError(f"api.listen: cannot serve the REST API on {host}:{port}")
     _log.info("REST API on http://%s:%d/api/v1", host, port)
 
     def stop() -> None:

@@ -5,6 +5,7 @@ say so once it has stopped, from a separate `egresswatch serve`."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -28,6 +29,8 @@ def get(url: str) -> tuple[int, bytes]:
             return r.status, r.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+    except urllib.error.URLError:
+        return 0, b""  # not listening (yet, or any more)
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -54,7 +57,8 @@ def test_readyz_and_metrics_follow_the_capture(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}"
     daemon = Daemon(tmp_path, "-i", "lo", "--listen", f"127.0.0.1:{port}")
     try:
-        daemon.wait_for("REST API on")
+        daemon.wait_for("REST API on")  # logged once it listens
+        assert get(base + "/healthz")[0] == 200
         assert until(lambda: get(base + "/readyz")[0] == 200), get(base + "/readyz")
         for _ in range(20):  # traffic on lo: the API's own requests
             get(base + "/api/v1/flows")
@@ -96,3 +100,38 @@ def test_a_public_listen_address_without_tokens_stops_run_before_capture(tmp_pat
     )  # fmt: skip
     assert done.returncode == 2 and "add a token" in done.stderr
     assert not (tmp_path / "never.db").exists()
+
+
+def test_systemd_hears_ready_watchdog_pings_and_stopping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Type=notify and WatchdogSec= in deploy/systemd/egresswatch.service rely on this."""
+    path = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:
+        systemd.bind(path)
+        systemd.settimeout(20)
+        monkeypatch.setenv("NOTIFY_SOCKET", path)
+        monkeypatch.setenv("WATCHDOG_USEC", "10000000")
+        daemon = Daemon(tmp_path, "-i", "lo")
+        try:
+            heard = [systemd.recv(4096).decode()]
+            assert heard[0].startswith("READY=1\nSTATUS=capturing on lo"), heard
+            heard += [systemd.recv(4096).decode() for _ in range(2)]
+            assert heard[1:] == ["WATCHDOG=1", "WATCHDOG=1"]
+        finally:
+            assert daemon.stop() == 0, daemon.log.read_text()
+        while (message := systemd.recv(4096).decode()) == "WATCHDOG=1":
+            pass
+        assert message == "STOPPING=1"
+
+
+def test_an_address_in_use_stops_run_with_the_reason(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        daemon = Daemon(tmp_path, "-i", "lo", "--listen", f"127.0.0.1:{port}")
+        code = daemon.proc.wait(timeout=30)
+    daemon.stop()
+    assert code == 2, daemon.log.read_text()
+    assert f"cannot serve the REST API on 127.0.0.1:{port}" in daemon.log.read_text()
