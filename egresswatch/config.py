@@ -67,6 +67,12 @@ class StoreSettings(BaseModel):
 
     batch_size: int = Field(default=2000, gt=0)
     """Records written per transaction."""
+    keep_flows_days: float = Field(default=30.0, ge=0)
+    """Flows, DNS answers and delivered webhook posts older than this are deleted (hourly, in
+    small batches); 0 keeps them forever. Their hourly totals become daily ones."""
+    keep_totals_days: float = Field(default=365.0, ge=0)
+    """Daily totals (what ``/destinations`` and ``/containers`` add up) are kept this long;
+    0 keeps them forever."""
 
 
 class NameSettings(BaseModel):

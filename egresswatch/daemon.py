@@ -46,6 +46,7 @@ _log = logging.getLogger(__name__)
 _TICK = 1.0  # seconds between writes of ended flows: "finished flows within 2 s"
 _REPORT = 60.0  # seconds between log lines with the counters
 _PUBLISH = 5.0  # seconds between status updates in the database (/readyz, /metrics)
+_PRUNE = 3600.0  # seconds between retention passes (the first a minute after start)
 
 
 class Daemon:
@@ -193,7 +194,7 @@ class Daemon:
         c = self._settings.capture
         now = time.time()
         next_tick, next_look, next_report = now + _TICK, now + c.rediscover_interval, now + _REPORT
-        next_publish = now
+        next_publish, next_prune = now, now + 60.0
         while not self._stop.is_set():
             try:
                 batch = capture.frames.get(timeout=0.2)
@@ -220,6 +221,10 @@ class Daemon:
                 path, mtime = self._policy_file
                 if pipeline.judge is not None and _mtime(path) != mtime:
                     self._reload_policy(pipeline.judge, f"{path} changed")
+            if now >= next_prune:
+                next_prune = now + _PRUNE
+                st = self._settings.store
+                writer.prune(now, st.keep_flows_days, st.keep_totals_days)
             if now >= next_publish:
                 next_publish = now + _PUBLISH
                 self._publish(pipeline, capture, writer, running=True)

@@ -1,4 +1,4 @@
-"""``egresswatch db upgrade|revision``: schema migrations."""
+"""``egresswatch db upgrade|revision|prune``: schema migrations and retention."""
 
 from __future__ import annotations
 
@@ -17,6 +17,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     up.set_defaults(run=upgrade)
     rev = actions.add_parser("revision", parents=[common], help="show the schema revision")
     rev.set_defaults(run=revision)
+    prune = actions.add_parser(
+        "prune", parents=[common], help="delete what the retention periods ([store]) no longer keep"
+    )
+    prune.set_defaults(run=prune_now)
 
 
 def upgrade(args: argparse.Namespace, load: Callable[[], Settings]) -> int:
@@ -38,4 +42,19 @@ def revision(args: argparse.Namespace, load: Callable[[], Settings]) -> int:
         print(database.revision() or "empty (run: egresswatch db upgrade)")
     finally:
         database.close()
+    return 0
+
+
+def prune_now(args: argparse.Namespace, load: Callable[[], Settings]) -> int:
+    import time  # noqa: PLC0415 - imported when needed
+
+    from egresswatch.cli.listing import with_database  # noqa: PLC0415
+
+    store = load().store
+    pruned = with_database(
+        load, lambda db: db.prune(time.time(), store.keep_flows_days, store.keep_totals_days)
+    )
+    print(f"deleted {pruned.flows} flows, {pruned.dns} DNS answers, {pruned.deliveries} delivered "
+          f"posts; folded {pruned.hours_folded} hourly totals into days; deleted "
+          f"{pruned.days} totals past keep_totals_days")  # fmt: skip
     return 0

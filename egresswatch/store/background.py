@@ -34,6 +34,8 @@ class Store(Sink, Protocol):
 
     def write_status(self, host: str, updated: float, status: dict[str, Any]) -> None: ...
 
+    def prune(self, now: float, keep_flows_days: float, keep_totals_days: float) -> Any: ...
+
 
 _Item = tuple[Literal["flows"], Sequence[FlowRecord]] | tuple[Literal["dns"], Sequence[DnsAnswer]]
 _WAKE: _Item = ("dns", ())  # an empty batch: wakes the writer for alerts waiting
@@ -95,6 +97,15 @@ class BackgroundWriter:
             waiting, self._status = self._status is not None, (host, updated, status)
         if not waiting:
             self._urgently(self._write_status)
+
+    def prune(self, now: float, keep_flows_days: float, keep_totals_days: float) -> None:
+        """Apply the retention periods, in the writer's thread (between batches)."""
+
+        def work() -> None:
+            pruned = self._sink.prune(now, keep_flows_days, keep_totals_days)
+            _log.info("retention: deleted %s", pruned)
+
+        self._urgently(work)
 
     def _write_status(self) -> None:
         with self._status_lock:

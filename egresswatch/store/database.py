@@ -35,6 +35,7 @@ from egresswatch.store.queries import (
     select_flow,
     select_flows,
 )
+from egresswatch.store.retention import Pruned, prune
 from egresswatch.store.rollups import TotalsFilter, container_egress, select_totals
 from egresswatch.store.writer import (
     insert_dns,
@@ -125,6 +126,13 @@ class Database:
     def totals(self, flt: TotalsFilter) -> Iterator[dict[str, Any]]:
         """Hourly totals added up by ``flt.group_by``, most bytes out first."""
         return self._read(select_totals, flt, "totals")
+
+    def prune(self, now: float, keep_flows_days: float, keep_totals_days: float) -> Pruned:
+        """Delete what the retention periods no longer keep (0 days: forever)."""
+        try:
+            return prune(self.engine, now, keep_flows_days, keep_totals_days)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"pruning {self._safe_url}: {exc}") from exc
 
     def alert_counts(self) -> list[tuple[str, bool, int]]:
         """(severity, acknowledged, number of alerts)."""

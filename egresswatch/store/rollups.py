@@ -20,9 +20,9 @@ from egresswatch.store.models import FlowHourRow, FlowRow
 
 HOUR = 3600.0
 GroupBy = Literal["server_name", "country", "asn", "container", "process"]
-_KEY = ("hour", "direction", "server_name", "dst_ip", "country", "asn", "container", "process")
-_SUMS = ("flows", "packets_out", "bytes_out", "packets_in", "bytes_in")
-_COLUMNS = (*_KEY, "as_org", *_SUMS, "first_seen", "last_seen")
+KEY = ("hour", "direction", "server_name", "dst_ip", "country", "asn", "container", "process")
+SUMS = ("flows", "packets_out", "bytes_out", "packets_in", "bytes_in")
+_COLUMNS = (*KEY, "as_org", *SUMS, "first_seen", "last_seen")
 _CHUNK = 500  # uids per IN (...): well under every database's bound on parameters
 
 _Key = tuple[float, str, str, str, str, int, str, str]
@@ -51,7 +51,7 @@ def roll_up(conn: Connection, records: Sequence[FlowRecord]) -> None:
         total[6] = min(total[6], r.first_seen)
         total[7] = max(total[7], r.last_seen)
     if totals:
-        _add(conn, [(*key, *total) for key, total in totals.items()])
+        add_totals(conn, [(*key, *total) for key, total in totals.items()])
 
 
 def _key(r: FlowRecord) -> _Key:
@@ -80,14 +80,15 @@ def _stored_counts(conn: Connection, uids: list[str]) -> dict[str, tuple[int, in
 
 _SQLITE_ADD = (
     f"INSERT INTO flow_hours ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
-    f"ON CONFLICT({', '.join(_KEY)}) DO UPDATE SET as_org = excluded.as_org, "
-    + ", ".join(f"{c} = {c} + excluded.{c}" for c in _SUMS)
+    f"ON CONFLICT({', '.join(KEY)}) DO UPDATE SET as_org = excluded.as_org, "
+    + ", ".join(f"{c} = {c} + excluded.{c}" for c in SUMS)
     + ", first_seen = MIN(first_seen, excluded.first_seen)"
     ", last_seen = MAX(last_seen, excluded.last_seen)"
 )
 
 
-def _add(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+def add_totals(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Add rows (key columns, as_org, sums, first and last seen) to the totals of their key."""
     dialect = conn.dialect.name
     if dialect == "sqlite":
         conn.exec_driver_sql(_SQLITE_ADD, rows)
@@ -98,19 +99,19 @@ def _add(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         from sqlalchemy.dialects import postgresql  # noqa: PLC0415 - only for PostgreSQL URLs
 
         pins = postgresql.insert(FlowHourRow)
-        changes: dict[str, Any] = {c: table.c[c] + pins.excluded[c] for c in _SUMS}
+        changes: dict[str, Any] = {c: table.c[c] + pins.excluded[c] for c in SUMS}
         changes["as_org"] = pins.excluded.as_org
         changes["first_seen"] = func.least(table.c.first_seen, pins.excluded.first_seen)
         changes["last_seen"] = func.greatest(table.c.last_seen, pins.excluded.last_seen)
-        conn.execute(pins.on_conflict_do_update(index_elements=list(_KEY), set_=changes), named)
+        conn.execute(pins.on_conflict_do_update(index_elements=list(KEY), set_=changes), named)
         return
     for row in named:  # any other database: update the hour's row, or insert it
-        where = [table.c[c] == row[c] for c in _KEY]
+        where = [table.c[c] == row[c] for c in KEY]
         current = conn.execute(select(table.c.first_seen, table.c.last_seen).where(*where)).first()
         if current is None:
             conn.execute(insert(FlowHourRow).values(row))
             continue
-        values: dict[str, Any] = {c: table.c[c] + row[c] for c in _SUMS}
+        values: dict[str, Any] = {c: table.c[c] + row[c] for c in SUMS}
         values["first_seen"] = min(current.first_seen, row["first_seen"])
         values["last_seen"] = max(current.last_seen, row["last_seen"])
         conn.execute(update(FlowHourRow).where(*where).values(values))
@@ -168,7 +169,7 @@ def select_totals(conn: Connection, flt: TotalsFilter) -> Iterator[dict[str, Any
         out = dict(row._mapping)
         for name in (*_GROUPS[flt.group_by], *(["as_org"] if extra else [])):
             out[name] = out[name] or None  # "" and 0 were "unknown"
-        for name in _SUMS:
+        for name in SUMS:
             out[name] = int(out[name])
         yield out
 
