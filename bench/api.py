@@ -900,8 +900,8 @@ def build(path: Path, flows: int, days: int) -> dict[str, Any]:
     partial.replace(path)
     return {"version": VERSION, "seed": SEED, "flows": flows, "days": days, "end": END,
             "records": records, "alerts_raised": raised, "seconds": round(took, 1),
-            "store_seconds": round(store, 1), "waited_seconds": round(waited, 1), "built": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "load": os.getloadavg()[0]}  # fmt: skip
+            "store_seconds": round(store, 1), "waited_seconds": round(waited, 1),
+            "built": time.strftime("%Y-%m-%d %H:%M:%S"), "load": os.getloadavg()[0]}  # fmt: skip
 
 
 def database(out: Path, flows: int, days: int, rebuild: bool) -> tuple[Path, dict[str, Any]]:
@@ -941,8 +941,10 @@ def describe(path: Path, meta: dict[str, Any]) -> None:
     print(
         f"  build: {flows:,} flows ({meta['records']:,} records with the interim updates) in "
         f"{seconds:,.0f} s: {flows / seconds:,.0f} flows/s, {meta['records'] / seconds:,.0f} "
-        f"records/s; of that the store (write_flows + write_alerts) {meta['store_seconds']:,.0f}"
-        f" s, {meta['records'] / meta['store_seconds']:,.0f} records/s"
+        f"records/s;\n    of that the store (write_flows + write_alerts) "
+        f"{meta['store_seconds']:,.0f} s ({meta['records'] / meta['store_seconds']:,.0f} "
+        f"records/s), waiting for the generator (a second process) "
+        f"{meta.get('waited_seconds', 0):,.0f} s"
     )
     share = ", ".join(f"{d} {n / count['flows']:.1%}" for d, n in sorted(directions.items()))
     print(

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from egresswatch import __version__
-from egresswatch.cli import alerts, db, dns, flows, geoip, policy, replay, run, serve
+from egresswatch.cli import alerts, db, dns, doctor, flows, geoip, policy, replay, run, serve
 from egresswatch.errors import EgressWatchError
 
 if TYPE_CHECKING:
     from egresswatch.config import Settings
 
-COMMANDS = (run, serve, replay, flows, dns, alerts, policy, db, geoip)
+COMMANDS = (run, serve, replay, flows, dns, alerts, policy, db, geoip, doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:
