@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from egresswatch.attribution.containers import ContainerMap
 from egresswatch.attribution.docker import DockerInventory
@@ -38,7 +39,7 @@ from egresswatch.pipeline import Decoder, Pipeline
 from egresswatch.policy.judge import PolicyJudge
 from egresswatch.policy.load import policy_in_force
 from egresswatch.sdnotify import ServiceNotifier
-from egresswatch.status import DaemonFacts, describe, host_name
+from egresswatch.status import DaemonFacts, describe, host_name, status_line
 from egresswatch.store import Database
 from egresswatch.store.background import BackgroundWriter
 
@@ -69,8 +70,6 @@ class Daemon:
         self._geo_paths = list(geo_paths)
         self._stop = threading.Event()
         self._hup = threading.Event()
-        self._processes = "off"
-        """Where flows' processes come from: "from eBPF", "from sock_diag" or "off"."""
         self._policy_file: tuple[Path, float] = (Path(), 0.0)
         """The policy file in force and its modification time (a change reloads it)."""
         self._finder = InterfaceFinder(docker_socket=settings.capture.docker_socket)
@@ -139,7 +138,8 @@ class Daemon:
                     except Exception:
                         _log.exception("while stopping")
             if built is not None:
-                _log.info("stopped: %s", self._status(built[0], capture, built[1]))
+                stopped = self._describe(built[0], capture, built[1], running=False)
+                _log.info("stopped: %s", status_line(stopped))
 
     def _pipeline(
         self, database: Database, closing: list[Callable[[], object]]
@@ -174,7 +174,6 @@ class Daemon:
         fallback = None if probe is not None else self._socket_owners()
         if fallback is not None:
             closing.append(fallback.close)
-        self._processes = "from eBPF" if probe else "from sock_diag" if fallback else "off"
         self._facts.attribution = "ebpf" if probe else "sock_diag" if fallback else "off"
         pipeline = Pipeline(
             s,
@@ -234,7 +233,9 @@ class Daemon:
                     pipeline.enricher.containers.forget(now)
                 if pipeline.enricher.processes is not None:
                     pipeline.enricher.processes.forget(now)
-                _log.info("%s", self._status(pipeline, capture, None))
+                _log.info(
+                    "%s", status_line(self._describe(pipeline, capture, writer, running=True))
+                )
 
     def _add(self, batch: FrameBatch, capture: CaptureSource, pipeline: Pipeline) -> None:
         if len(batch.ts):
@@ -246,9 +247,15 @@ class Daemon:
         self, pipeline: Pipeline, capture: CaptureSource, writer: BackgroundWriter, *, running: bool
     ) -> None:
         """The status for /readyz and /metrics, into the database (by the writer's thread)."""
+        status = self._describe(pipeline, capture, writer, running=running)
+        writer.write_status(host_name(), time.time(), status)
+
+    def _describe(
+        self, pipeline: Pipeline, capture: CaptureSource, writer: BackgroundWriter, *, running: bool
+    ) -> dict[str, Any]:
         if self._inventory is not None:
             self._facts.docker_reachable = self._inventory.reachable
-        status = describe(
+        return describe(
             self._facts,
             running=running,
             capture_stats=capture.stats(),
@@ -260,7 +267,6 @@ class Daemon:
             store_dropped=writer.dropped,
             counters=pipeline.counters,
         )
-        writer.write_status(host_name(), time.time(), status)
 
     def _docker(self, containers: ContainerMap, writer: BackgroundWriter) -> DockerInventory | None:
         """Docker's containers, kept current in ``containers`` and stored (None without Docker)."""
@@ -398,32 +404,6 @@ class Daemon:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, hup)
-
-    def _status(
-        self, pipeline: Pipeline, capture: CaptureSource, writer: BackgroundWriter | None
-    ) -> str:
-        counters = pipeline.counters
-        parts = [
-            f"{pipeline.packets:,} packets",
-            f"{pipeline.flows_written:,} flow records",
-            f"{len(pipeline.table):,} flows open",
-            f"processes {self._processes}: {counters['flows_attributed_to_a_process']:,} flows",
-        ]
-        for name, (seen, drops) in sorted(capture.stats().items()):
-            parts.append(f"{name}: kernel {seen:,} packets, {drops:,} dropped")
-        if capture.dropped:
-            parts.append(f"queue full, dropped {sum(capture.dropped.values()):,} packets")
-        if writer is not None and writer.dropped:
-            parts.append(f"database behind, dropped {dict(writer.dropped)}")
-        if counters["flows_nat_twins_dropped"]:
-            parts.append(
-                f"{counters['flows_nat_twins_dropped']:,} NAT'd flows written once "
-                f"({counters['flows_nat_twins_from_conntrack']:,} known from conntrack)"
-            )
-        skipped = sum(v for k, v in counters.items() if k.startswith("skipped_"))
-        if skipped:
-            parts.append(f"{skipped:,} packets not decoded")
-        return "; ".join(parts)
 
 
 def _mtime(path: Path) -> float:

@@ -78,3 +78,35 @@ def describe(
         "store": {"failing": store_failing, "dropped": dict(store_dropped)},
         "counters": dict(counters),
     }
+
+
+_ATTRIBUTION = {"ebpf": "from eBPF", "sock_diag": "from sock_diag", "off": "off"}
+
+
+def status_line(status: dict[str, Any]) -> str:
+    """The status as the log's one line (every minute, and at exit)."""
+    counters = status["counters"]
+    attributed = counters.get("flows_attributed_to_a_process", 0)
+    parts = [
+        f"{status['packets']:,} packets",
+        f"{status['flow_records']:,} flow records",
+        f"{status['flows_open']:,} flows open",
+        f"processes {_ATTRIBUTION[status['attribution']]}: {attributed:,} flows",
+    ]
+    interfaces = status["interfaces"]
+    for name, i in interfaces.items():
+        parts.append(f"{name}: kernel {i['packets']:,} packets, {i['kernel_drops']:,} dropped")
+    queue_drops = sum(i["queue_drops"] for i in interfaces.values())
+    if queue_drops:
+        parts.append(f"queue full, dropped {queue_drops:,} packets")
+    if status["store"]["dropped"]:
+        parts.append(f"database behind, dropped {status['store']['dropped']}")
+    if counters.get("flows_nat_twins_dropped"):
+        parts.append(
+            f"{counters['flows_nat_twins_dropped']:,} NAT'd flows written once "
+            f"({counters.get('flows_nat_twins_from_conntrack', 0):,} known from conntrack)"
+        )
+    skipped = sum(v for k, v in counters.items() if k.startswith("skipped_"))
+    if skipped:
+        parts.append(f"{skipped:,} packets not decoded")
+    return "; ".join(parts)
