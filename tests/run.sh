@@ -11,7 +11,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 packages=(python3 python3-venv python3-dev tshark tcpdump postgresql iproute2 libcap2-bin
-          docker.io busybox-static dnsmasq-base clang libbpf-dev libbpf1 bpftool)
+          docker.io busybox-static dnsmasq-base clang libbpf-dev libbpf1 bpftool systemd
+          debootstrap)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

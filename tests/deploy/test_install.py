@@ -1,18 +1,23 @@
-"""deploy/install.sh in a fresh Debian root (debootstrap's minimal bookworm, chrooted): it lays
-down the program, the probe, the config, the policy, the user, the state directory with a
-migrated database and the units; a second run keeps the owner's edits; --uninstall removes the
-program and keeps config and data; --purge removes everything.
+"""deploy/install.sh in a fresh Debian root (debootstrap's minimal bookworm, chrooted, in a
+network namespace of its own: nothing it does reaches any network): it lays down the program,
+the probe, the config, the policy, the user, the state directory with a migrated database and
+the units; a second run keeps the owner's edits; --uninstall removes the program and keeps
+config and data; --purge removes everything.
 
-The base root is made once by debootstrap and cached in /var/cache/egresswatch-tests (about a
-minute the first time); each run unpacks a fresh copy. The chroot reaches the same package
-sources this machine uses (its apt and pip configuration are copied in)."""
+What the root would otherwise download is prepared once and cached in
+/var/cache/egresswatch-tests, as tests/run.sh installs the test tools: the root, by debootstrap
+with the Debian packages install.sh asks for (a few minutes the first time), and a wheelhouse of
+egresswatch's Python dependencies (pip download, again when pyproject.toml changes). Each run
+unpacks a fresh copy of the root and installs from the wheelhouse alone."""
 
 from __future__ import annotations
 
 import filecmp
+import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,53 +28,48 @@ pytestmark = pytest.mark.root
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path("/var/cache/egresswatch-tests")
-BASE = CACHE / "bookworm-minbase.tar"
+PACKAGES = "python3,python3-venv,clang,libbpf-dev,libbpf1,bpftool"  # what install.sh installs
 MIRROR = "http://deb.debian.org/debian"
-# This machine's package sources, as a fresh machine would have its own.
-HOST_FILES = ["etc/resolv.conf", "etc/xdg/pip", "etc/pip.conf"]
-HOST_CA = "usr/local/share/host-ca.crt"
-"""This machine's CA bundle, where Debian's ca-certificates (installed in the root) won't
-overwrite it: the package proxy here presents its own certificate."""
-HOST_DIRS = ["opt/wheels", "opt/pypi", "opt/pypi-more"]  # pip's local indexes here
 
 
-def base_tarball() -> Path:
-    if BASE.exists():
-        return BASE
+def cached_root() -> Path:
+    tag = hashlib.sha256(PACKAGES.encode()).hexdigest()[:12]
+    tarball = CACHE / f"bookworm-{tag}.tar"
+    if tarball.exists():
+        return tarball
     if shutil.which("debootstrap") is None:
         subprocess.run(["apt-get", "install", "-y", "-qq", "debootstrap"], check=True)
-    build = CACHE / "build"
+    build = CACHE / f"build-{tag}"
     shutil.rmtree(build, ignore_errors=True)
     CACHE.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(build), MIRROR],
-                   check=True, capture_output=True)  # fmt: skip
-    with tarfile.open(BASE.with_suffix(".part"), "w") as tar:
+    subprocess.run(["debootstrap", "--variant=minbase", f"--include={PACKAGES}", "bookworm",
+                    str(build), MIRROR], check=True, capture_output=True)  # fmt: skip
+    with tarfile.open(tarball.with_suffix(".part"), "w") as tar:
         tar.add(build, arcname=".")
-    BASE.with_suffix(".part").rename(BASE)
+    tarball.with_suffix(".part").rename(tarball)
     shutil.rmtree(build)
-    return BASE
+    return tarball
+
+
+def wheelhouse() -> Path:
+    tag = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()[:12]
+    wheels = CACHE / f"wheels-{tag}"
+    if not wheels.exists():
+        part = wheels.with_suffix(".part")
+        shutil.rmtree(part, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "-d", str(part), str(REPO),
+                        "setuptools>=68", "wheel"], check=True)  # fmt: skip
+        part.rename(wheels)
+    return wheels
 
 
 @pytest.fixture
 def root(tmp_path: Path) -> Iterator[Path]:
-    """A fresh Debian root with /proc, /sys and /dev, the package sources and the repository."""
+    """A fresh Debian root with /proc, /sys, /dev, the wheelhouse and the repository."""
     root = tmp_path / "root"
     root.mkdir()
-    subprocess.run(["tar", "-xf", str(base_tarball()), "-C", str(root)], check=True)
-    for name in HOST_FILES:
-        source, target = Path("/") / name, root / name
-        if source.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if source.is_dir():
-                shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
-            else:
-                shutil.copy2(source, target, follow_symlinks=True)
-    shutil.copy2("/etc/ssl/certs/ca-certificates.crt", root / HOST_CA)
-    archives = CACHE / "apt-archives"  # downloaded .debs, kept between runs
-    (archives / "partial").mkdir(parents=True, exist_ok=True)
-    mounts = [("/proc", "proc"), ("/sys", "sys"), ("/dev", "dev"),
-              (str(archives), "var/cache/apt/archives")]  # fmt: skip
-    mounts += [(f"/{d}", d) for d in HOST_DIRS if Path(f"/{d}").is_dir()]
+    subprocess.run(["tar", "-xf", str(cached_root()), "-C", str(root)], check=True)
+    mounts = [("/proc", "proc"), ("/sys", "sys"), ("/dev", "dev"), (str(wheelhouse()), "wheels")]
     files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True,
                            check=True).stdout.split()  # fmt: skip
     for name in files:
@@ -89,14 +89,13 @@ def root(tmp_path: Path) -> Iterator[Path]:
 
 
 def chroot(root: Path, *command: str) -> subprocess.CompletedProcess[str]:
-    # This machine's pip and TLS settings (its package proxy), as a fresh machine has its own.
-    env = {k: v for k, v in os.environ.items() if k.startswith("PIP_")}
-    ca = f"/{HOST_CA}"
-    env |= {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "HOME": "/root", "LANG": "C.UTF-8", "PIP_CERT": ca, "SSL_CERT_FILE": ca,
-            "REQUESTS_CA_BUNDLE": ca}  # fmt: skip
-    return subprocess.run(["chroot", str(root), *command], capture_output=True, text=True,
-                          env=env, timeout=900, check=False)  # fmt: skip
+    """``command`` in the root, in a new network namespace: no network at all."""
+    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+           "HOME": "/root", "LANG": "C.UTF-8", "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/wheels",
+           "PIP_DISABLE_PIP_VERSION_CHECK": "1"}  # fmt: skip
+    return subprocess.run(["unshare", "--net", "chroot", str(root), *command],
+                          capture_output=True, text=True, env=env, timeout=900,
+                          check=False)  # fmt: skip
 
 
 def owner(path: Path, root: Path) -> str:
