@@ -25,6 +25,7 @@ from egresswatch.cli.render import alert_json, flow_json
 from egresswatch.config import Settings
 from egresswatch.errors import StoreError
 from egresswatch.flows.record import Direction
+from egresswatch.policy.model import Severity
 from egresswatch.store import AlertFilter, Database, DnsFilter, FlowFilter, TotalsFilter
 from egresswatch.timestamps import parse_time, rfc3339
 
@@ -49,7 +50,6 @@ When = Annotated[
     Query(description="RFC 3339 time, a duration before now (30m, 2h, 7d) or epoch seconds"),
 ]
 Limit = Annotated[int, Query(ge=1, le=1000)]
-Severity = Literal["low", "medium", "high", "critical"]
 Big = Annotated[int | None, Query(ge=0, le=2**63 - 1)]
 READ = schemas.problems(401, 422, 503)
 ONE = schemas.problems(401, 404, 422, 503)

@@ -30,10 +30,11 @@ from pydantic import SecretStr
 from egresswatch.errors import NotifyError, StoreError
 from egresswatch.notify.message import json_body, signature, slack_digest, slack_message
 from egresswatch.policy.alert import Alert
+from egresswatch.policy.model import SEVERITIES
 from egresswatch.store import Database
 
 _log = logging.getLogger(__name__)
-_SEVERITY = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+_SEVERITY: dict[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}
 _FIRST_BACKOFF = 2.0
 _TIMEOUT = 10.0
 

@@ -9,11 +9,13 @@ rule that matches lets it pass; else the scope's ``default`` decides (``allow``,
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Severity = Literal["low", "medium", "high", "critical"]
+SEVERITIES: tuple[Severity, ...] = get_args(Severity)
+"""Every severity, the least first."""
 
 
 class _Strict(BaseModel):

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, func, select
 
+from egresswatch.policy.model import SEVERITIES
 from egresswatch.store.models import AlertRow, DestinationRow, DnsAddressRow, DnsRow, FlowRow
 
 _HIDDEN = {"id", "dst_addr"}
@@ -173,9 +174,6 @@ def select_dns(conn: Connection, flt: DnsFilter) -> Iterator[dict[str, Any]]:
         answer = dict(row._mapping)
         answer["answers"] = json.loads(answer["answers"])
         yield answer
-
-
-SEVERITIES = ("low", "medium", "high", "critical")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
