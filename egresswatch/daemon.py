@@ -275,9 +275,7 @@ class Daemon:
         if not socket_path.exists():
             _log.info("no Docker socket at %s: flows are not attributed to containers", socket_path)
             return None
-        inventory = DockerInventory(
-            DockerApi(socket_path), containers, lambda c, at: writer.write_containers([(c, at)])
-        )
+        inventory = DockerInventory(DockerApi(socket_path), containers, writer.write_containers)
         self._inventory = inventory
         inventory.start()
         inventory.ready.wait(5.0)  # the running containers known before the first flow

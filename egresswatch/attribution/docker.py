@@ -31,12 +31,12 @@ class DockerInventory:
         self,
         api: DockerApi,
         containers: ContainerMap,
-        seen: Callable[[Container, float], None] | None = None,
+        seen: Callable[[list[tuple[Container, float]]], None] | None = None,
     ) -> None:
         self._api = api
         self.containers = containers
         self._seen = seen
-        """Told of each container when it starts (or is first listed), is inspected, and dies."""
+        """Told of each container (and when) as it starts or is first listed, and as it dies."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="docker", daemon=True)
         self.ready = threading.Event()
@@ -87,7 +87,7 @@ class DockerInventory:
                 self.containers.released(actor.get("ID", ""), at)
                 gone = self.containers.by_id(actor.get("ID", ""))
                 if gone is not None and self._seen is not None:
-                    self._seen(gone, at)
+                    self._seen([(gone, at)])
         elif kind == "network" and action in ("connect", "disconnect"):
             self.inspect((actor.get("Attributes") or {}).get("container", ""), at)
 
@@ -100,8 +100,8 @@ class DockerInventory:
         since = at if at is not None else _time(info["State"].get("StartedAt", ""))
         self.containers.holds(container, addresses(info), since)
         if self._seen is not None:
-            self._seen(container, since or time.time())
-            self._seen(container, time.time())
+            now = time.time()
+            self._seen([(container, since or now), (container, now)])  # started, and seen now
 
 
 def container_from(info: dict[str, Any]) -> Container:

@@ -17,12 +17,12 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
-from egresswatch.attribution.containers import Container
 from egresswatch.errors import StoreError, StoreRefusedError
 from egresswatch.flows.record import FlowRecord
 from egresswatch.names.passive_dns import DnsAnswer
 from egresswatch.pipeline import Sink
 from egresswatch.policy.alert import Alert, Destinations, Routes
+from egresswatch.store.inventory import Sighting
 
 _log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ _log = logging.getLogger(__name__)
 class Store(Sink, Protocol):
     """The database, as the writer uses it."""
 
-    def write_containers(self, sightings: Sequence[tuple[Container, float]]) -> None: ...
+    def write_containers(self, sightings: Sequence[Sighting]) -> None: ...
 
     def write_status(self, host: str, updated: float, status: dict[str, Any]) -> None: ...
 
@@ -88,7 +88,7 @@ class BackgroundWriter:
             lambda: self._sink.write_alerts(alerts, window, self._routes, destinations=destinations)
         )
 
-    def write_containers(self, sightings: Sequence[tuple[Container, float]]) -> None:
+    def write_containers(self, sightings: Sequence[Sighting]) -> None:
         self._urgently(lambda: self._sink.write_containers(sightings))
 
     def write_status(self, host: str, updated: float, status: dict[str, Any]) -> None:
