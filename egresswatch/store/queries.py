@@ -196,7 +196,10 @@ class AlertFilter:
 
 
 def select_alerts(conn: Connection, flt: AlertFilter) -> Iterator[dict[str, Any]]:
-    query: Select[Any] = select(AlertRow.__table__)
+    columns = [c for c in AlertRow.__table__.c if c.name not in ("id", "evidence")]
+    # Whether packets were kept, not the pcap itself (alert_evidence() reads that).
+    kept = AlertRow.evidence.is_not(None).label("evidence")
+    query: Select[Any] = select(*columns, kept)
     if flt.since is not None:
         query = query.where(AlertRow.last_time >= flt.since)
     if flt.unacknowledged:
@@ -217,8 +220,7 @@ def select_alerts(conn: Connection, flt: AlertFilter) -> Iterator[dict[str, Any]
     for row in conn.execute(query):
         out = dict(row._mapping)
         out["flow"] = json.loads(out["flow"])
-        out["evidence"] = out["evidence"] is not None  # the pcap itself: alert_evidence()
-        del out["id"]
+        out["evidence"] = bool(out["evidence"])
         yield out
 
 
