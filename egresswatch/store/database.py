@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,6 +22,7 @@ from egresswatch.flows.record import FlowRecord
 from egresswatch.names.passive_dns import DnsAnswer
 from egresswatch.policy.alert import Alert, Destinations, Routes
 from egresswatch.store import inventory, migrate, outbox
+from egresswatch.store.hour_cache import HourCache
 from egresswatch.store.inventory import Sighting
 from egresswatch.store.queries import (
     AlertFilter,
@@ -54,6 +56,7 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = _engine(url)
+        self._hours = HourCache()
 
     def upgrade(self) -> str:
         """Apply every pending Alembic migration; returns the revision now in force."""
@@ -113,7 +116,7 @@ class Database:
         since ``since`` (``egress``: None when it sent nothing out)."""
 
         def read(conn: Connection) -> list[dict[str, Any]]:
-            egress = container_egress(conn, since)
+            egress = container_egress(conn, time.time(), since, self._hours)
             found = inventory.select_containers(conn)
             names = {c["name"] for c in found}
             found += [_unknown(name) for name in sorted(egress) if name and name not in names]
@@ -125,7 +128,8 @@ class Database:
 
     def totals(self, flt: TotalsFilter) -> Iterator[dict[str, Any]]:
         """Hourly totals added up by ``flt.group_by``, most bytes out first."""
-        return self._read(select_totals, flt, "totals")
+        now = time.time()
+        return self._read(lambda conn, f: select_totals(conn, f, now, self._hours), flt, "totals")
 
     def prune(self, now: float, keep_flows_days: float, keep_totals_days: float) -> Pruned:
         """Delete what the retention periods no longer keep (0 days: forever)."""

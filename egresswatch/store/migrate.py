@@ -20,7 +20,7 @@ from egresswatch.store.models import Base
 if TYPE_CHECKING:
     from alembic.config import Config
 
-HEAD = "0007"
+HEAD = "0008"
 """The newest migration in migrations/versions (tests/store checks it against Alembic's head)."""
 
 

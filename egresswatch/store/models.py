@@ -62,7 +62,8 @@ class FlowRow(Base):
     __table_args__ = (
         Index("ix_flows_last_seen", "last_seen"),
         Index("ix_flows_first_seen", "first_seen"),
-        Index("ix_flows_dst_addr", "dst_addr"),
+        # Covers a CIDR filter's newest page: its ids come from the index alone.
+        Index("ix_flows_dst_addr_last_seen", "dst_addr", "last_seen", "uid", "dst_ip"),
         Index("ix_flows_dst_port", "dst_port"),
         Index("ix_flows_direction_last_seen", "direction", "last_seen"),
         Index("ix_flows_server_name", "server_name"),
@@ -220,6 +221,17 @@ class FlowHourRow(Base):
             unique=True,
         ),
     )
+
+
+class FlowHourChangeRow(Base):
+    """How many times each hour's totals were written to: an answer cached from closed hours
+    stays valid while their counts stay the same (a replay or a late flow changes them)."""
+
+    __tablename__ = "flow_hour_changes"
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    hour: Mapped[float] = mapped_column(Float(precision=53), unique=True)
+    changes: Mapped[int] = mapped_column(BigInteger)
 
 
 class ContainerRow(Base):

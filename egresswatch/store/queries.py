@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, select
+from sqlalchemy import Connection, Select, func, literal_column, select
 
 from egresswatch.policy.model import SEVERITIES
 from egresswatch.store.models import AlertRow, DestinationRow, DnsAddressRow, DnsRow, FlowRow
@@ -48,16 +48,35 @@ class FlowFilter:
     limit: int = 50
 
 
+_MANY = 20_000
+"""An address range with this many flows is walked newest first rather than sorted."""
+
+
 def select_flows(conn: Connection, flt: FlowFilter) -> Iterator[dict[str, Any]]:
     columns = [FlowRow.__table__.c[name] for name in FLOW_FIELDS]
+    newest = (FlowRow.last_seen.desc(), FlowRow.uid.desc())
     query: Select[Any] = select(*columns)
-    for clause in _where(flt):
-        query = query.where(clause)
-    query = query.order_by(FlowRow.last_seen.desc(), FlowRow.uid.desc())
+    if flt.dst and flt.limit:
+        dense = _flows_in_range(conn, flt.dst) >= _MANY
+        if not dense:  # the page's ids from the address index alone, then only their rows
+            ids = select(FlowRow.id).where(*_where(flt)).order_by(*newest).limit(flt.limit)
+            query = query.where(FlowRow.id.in_(ids.scalar_subquery()))
+        else:  # a few rows along the time index find a page; sorting every match would not
+            query = query.where(*_where(flt, address_index=conn.dialect.name != "sqlite"))
+    else:
+        query = query.where(*_where(flt))
+    query = query.order_by(*newest)
     if flt.limit:
         query = query.limit(flt.limit)
     for row in conn.execute(query):
         yield dict(row._mapping)
+
+
+def _flows_in_range(conn: Connection, dst: str) -> int:
+    """How many flows go to ``dst`` (an address or CIDR), counting up to _MANY."""
+    low, high = address_range(dst)
+    some = select(FlowRow.id).where(FlowRow.dst_addr.between(low, high)).limit(_MANY).subquery()
+    return int(conn.execute(select(func.count()).select_from(some)).scalar_one())
 
 
 def select_flow(conn: Connection, uid: str) -> dict[str, Any] | None:
@@ -72,7 +91,9 @@ def select_alert(conn: Connection, uid: str) -> dict[str, Any] | None:
     return None
 
 
-def _where(flt: FlowFilter) -> list[Any]:
+def _where(flt: FlowFilter, *, address_index: bool = True) -> list[Any]:
+    """The filter's WHERE clauses (``address_index`` False: SQLite must not use the address
+    index for ``dst``, written ``+dst_addr``)."""
     clauses: list[Any] = []
     if flt.since is not None:
         clauses.append(FlowRow.last_seen >= flt.since)
@@ -107,7 +128,8 @@ def _where(flt: FlowFilter) -> list[Any]:
         clauses.append(FlowRow.bytes_out >= flt.min_bytes_out)
     if flt.dst:
         low, high = address_range(flt.dst)
-        clauses.append(FlowRow.dst_addr.between(low, high))
+        dst_addr = FlowRow.dst_addr if address_index else literal_column("+flows.dst_addr")
+        clauses.append(dst_addr.between(low, high))
         # IPv4 keys live inside ::ffff:0:0/96: keep an IPv6 prefix from matching IPv4 flows.
         v6 = ":" in flt.dst
         clauses.append(FlowRow.dst_ip.contains(":") if v6 else ~FlowRow.dst_ip.contains(":"))

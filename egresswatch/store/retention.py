@@ -9,8 +9,16 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Connection, Engine, delete, func, select
 
-from egresswatch.store.models import Base, DnsAddressRow, DnsRow, FlowHourRow, FlowRow, OutboxRow
-from egresswatch.store.rollups import KEY, SUMS, add_totals
+from egresswatch.store.models import (
+    Base,
+    DnsAddressRow,
+    DnsRow,
+    FlowHourChangeRow,
+    FlowHourRow,
+    FlowRow,
+    OutboxRow,
+)
+from egresswatch.store.rollups import KEY, SUMS, add_totals, mark_changed
 
 DAY = 86400.0
 BATCH = 5000
@@ -44,9 +52,10 @@ def prune(engine: Engine, now: float, keep_flows_days: float, keep_totals_days: 
         with engine.begin() as conn:
             done.hours_folded = _fold_into_days(conn, math.floor(cutoff / DAY) * DAY)
     if keep_totals_days:
-        done.days = _in_batches(
-            engine, FlowHourRow, FlowHourRow.hour < now - keep_totals_days * DAY
-        )
+        oldest = now - keep_totals_days * DAY
+        done.days = _in_batches(engine, FlowHourRow, FlowHourRow.hour < oldest)
+        with engine.begin() as conn:  # answers cached over those hours see them go
+            conn.execute(delete(FlowHourChangeRow).where(FlowHourChangeRow.hour < oldest))
     return done
 
 
@@ -76,6 +85,7 @@ def _fold_into_days(conn: Connection, before: float) -> int:
     ).all()  # fmt: skip
     if not rows:
         return 0
+    mark_changed(conn, (h for (h,) in conn.execute(select(t.hour).where(*hourly).distinct())))
     folded = conn.execute(delete(FlowHourRow).where(*hourly)).rowcount
     add_totals(conn, [(float(r[0]), *r[1:]) for r in rows])
     return folded

@@ -9,16 +9,16 @@ columns hold "" (and asn 0) for "unknown", because NULLs never collide in a uniq
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Select, func, insert, select, update
+from sqlalchemy import Connection, Select, func, insert, literal, select, update
 
 from egresswatch.flows.record import FlowRecord
-from egresswatch.store.models import FlowHourRow, FlowRow
+from egresswatch.store.hour_cache import HOUR, HourCache, Hours, split
+from egresswatch.store.models import FlowHourChangeRow, FlowHourRow, FlowRow
 
-HOUR = 3600.0
 GroupBy = Literal["server_name", "country", "asn", "container", "process"]
 KEY = ("hour", "direction", "server_name", "dst_ip", "country", "asn", "container", "process")
 SUMS = ("flows", "packets_out", "bytes_out", "packets_in", "bytes_in")
@@ -89,6 +89,7 @@ _SQLITE_ADD = (
 
 def add_totals(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     """Add rows (key columns, as_org, sums, first and last seen) to the totals of their key."""
+    mark_changed(conn, {row[0] for row in rows})
     dialect = conn.dialect.name
     if dialect == "sqlite":
         conn.exec_driver_sql(_SQLITE_ADD, rows)
@@ -117,6 +118,41 @@ def add_totals(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         conn.execute(update(FlowHourRow).where(*where).values(values))
 
 
+_SQLITE_MARK = (
+    "INSERT INTO flow_hour_changes (hour, changes) VALUES (?, 1) "
+    "ON CONFLICT(hour) DO UPDATE SET changes = changes + 1"
+)
+
+
+def mark_changed(conn: Connection, hours: Iterable[float]) -> None:
+    """Count a change to these hours' totals: answers cached over them are stale."""
+    hours = sorted(set(hours))
+    if not hours:
+        return
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(_SQLITE_MARK, [(h,) for h in hours])
+        return
+    table = FlowHourChangeRow.__table__
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql  # noqa: PLC0415 - only for PostgreSQL URLs
+
+        pins = postgresql.insert(FlowHourChangeRow)
+        conn.execute(
+            pins.on_conflict_do_update(
+                index_elements=["hour"], set_={"changes": table.c.changes + 1}
+            ),
+            [{"hour": h, "changes": 1} for h in hours],
+        )
+        return
+    for h in hours:
+        changed = conn.execute(
+            update(FlowHourChangeRow).where(table.c.hour == h)
+            .values(changes=table.c.changes + 1)
+        )  # fmt: skip
+        if changed.rowcount == 0:
+            conn.execute(insert(FlowHourChangeRow).values(hour=h, changes=1))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TotalsFilter:
     """Which hours to add up, and how to group them."""
@@ -138,80 +174,131 @@ _GROUPS: dict[str, tuple[str, ...]] = {
     "container": ("container",),
     "process": ("process",),
 }
+_FLOWS, _BYTES_OUT, _FIRST, _LAST, _AS_ORG = 0, 2, 5, 6, 7
+"""Positions in a group's totals: flows, packets and bytes out, packets and bytes in, first
+and last seen, as_org."""
+
+_Groups = dict[tuple[Any, ...], list[Any]]
 
 
-def select_totals(conn: Connection, flt: TotalsFilter) -> Iterator[dict[str, Any]]:
+def select_totals(
+    conn: Connection, flt: TotalsFilter, now: float, cache: HourCache | None = None
+) -> Iterator[dict[str, Any]]:
     """Each group's totals, most bytes out first."""
+    closed, opened = split(flt.since, flt.until, now)
+    key = ("totals", flt.group_by, flt.direction, flt.container)
+    cache = cache or HourCache(size=1)
+    ranked: tuple[_Groups, list[tuple[Any, ...]]] = (
+        cache.get(conn, key, closed, lambda: _ranked(_group_sums(conn, flt, closed)))
+        if not closed.empty
+        else ({}, [])
+    )
+    sums, order = ranked
+    fresh = _group_sums(conn, flt, opened) if not opened.empty else {}
+    # A group outside the closed hours' top N can only rise into it by adding open hours.
+    candidates = set(order[: flt.limit] if flt.limit else order) | fresh.keys()
+    merged = {g: _add(sums.get(g), fresh.get(g)) for g in candidates}
+    names = _GROUPS[flt.group_by]
+    for group in _ranked(merged)[1][: flt.limit or None]:
+        total = merged[group]
+        out: dict[str, Any] = {n: v or None for n, v in zip(names, group, strict=True)}
+        if flt.group_by == "asn":
+            out["as_org"] = total[_AS_ORG] or None
+        out.update(zip(SUMS, total[:_FIRST], strict=True))
+        out["first_seen"], out["last_seen"] = total[_FIRST], total[_LAST]
+        yield out
+
+
+def _group_sums(conn: Connection, flt: TotalsFilter, hours: Hours) -> _Groups:
     t = FlowHourRow.__table__.c
     group = [t[c] for c in _GROUPS[flt.group_by]]
-    extra = [func.max(t.as_org).label("as_org")] if flt.group_by == "asn" else []
-    bytes_out = func.sum(t.bytes_out)
     query: Select[Any] = select(
         *group,
-        *extra,
-        func.sum(t.flows).label("flows"),
-        func.sum(t.packets_out).label("packets_out"),
-        bytes_out.label("bytes_out"),
-        func.sum(t.packets_in).label("packets_in"),
-        func.sum(t.bytes_in).label("bytes_in"),
-        func.min(t.first_seen).label("first_seen"),
-        func.max(t.last_seen).label("last_seen"),
+        *[func.sum(t[c]) for c in SUMS],
+        func.min(t.first_seen),
+        func.max(t.last_seen),
+        func.max(t.as_org) if flt.group_by == "asn" else literal(""),
     )
-    query = _within(query, flt.since, flt.until).group_by(*group)
+    query = _within(query, hours).group_by(*group)
     if flt.direction:
         query = query.where(t.direction == flt.direction)
     if flt.container is not None:
         query = query.where(t.container == flt.container)
-    query = query.order_by(bytes_out.desc(), *group)
-    if flt.limit:
-        query = query.limit(flt.limit)
-    for row in conn.execute(query):
-        out = dict(row._mapping)
-        for name in (*_GROUPS[flt.group_by], *(["as_org"] if extra else [])):
-            out[name] = out[name] or None  # "" and 0 were "unknown"
-        for name in SUMS:
-            out[name] = int(out[name])
-        yield out
+    width = len(group)
+    return {
+        tuple(row[:width]): [*(int(v) for v in row[width : width + 5]), *row[width + 5 :]]
+        for row in conn.execute(query)
+    }
 
 
-def container_egress(conn: Connection, since: float | None = None) -> dict[str, dict[str, Any]]:
+def _ranked(groups: _Groups) -> tuple[_Groups, list[tuple[Any, ...]]]:
+    return groups, sorted(groups, key=lambda g: (-groups[g][_BYTES_OUT], g))
+
+
+def _add(a: list[Any] | None, b: list[Any] | None) -> list[Any]:
+    if a is None or b is None:
+        return list(a or b or ())
+    return [*(x + y for x, y in zip(a[:_FIRST], b[:_FIRST], strict=True)),
+            min(a[_FIRST], b[_FIRST]), max(a[_LAST], b[_LAST]),
+            max(a[_AS_ORG], b[_AS_ORG])]  # fmt: skip
+
+
+@dataclass(slots=True)
+class _Egress:
+    flows: int = 0
+    bytes_out: int = 0
+    bytes_in: int = 0
+    last_seen: float = -math.inf
+    destinations: set[tuple[str, str]] = field(default_factory=set)
+    countries: set[str] = field(default_factory=set)
+
+
+def container_egress(
+    conn: Connection, now: float, since: float | None = None, cache: HourCache | None = None
+) -> dict[str, dict[str, Any]]:
     """Container name -> its egress: flows, bytes each way, distinct destinations, the
     countries reached and the last egress time ("" is the host's own)."""
-    t = FlowHourRow.__table__.c
-    query: Select[Any] = select(
-        t.container,
-        func.sum(t.flows),
-        func.sum(t.bytes_out),
-        func.sum(t.bytes_in),
-        func.max(t.last_seen),
-    ).where(t.direction == "egress")
-    query = _within(query, since, None).group_by(t.container)
-    found: dict[str, dict[str, Any]] = {}
-    for name, flows, bytes_out, bytes_in, last in conn.execute(query):
-        found[name] = {"flows": int(flows), "bytes_out": int(bytes_out),
-                       "bytes_in": int(bytes_in), "last_seen": last,
-                       "destinations": 0, "countries": []}  # fmt: skip
-    places = _within(
-        select(t.container, t.server_name, t.dst_ip, t.country).where(t.direction == "egress"),
-        since,
-        None,
-    ).distinct()
-    destinations: dict[str, set[tuple[str, str]]] = {}
-    countries: dict[str, set[str]] = {}
-    for name, server_name, dst_ip, country in conn.execute(places):
-        destinations.setdefault(name, set()).add((server_name, dst_ip))
-        if country:
-            countries.setdefault(name, set()).add(country)
-    for name, egress in found.items():
-        egress["destinations"] = len(destinations.get(name, ()))
-        egress["countries"] = sorted(countries.get(name, ()))
+    closed, opened = split(since, None, now)
+    cache = cache or HourCache(size=1)
+    old = (
+        cache.get(conn, ("egress",), closed, lambda: _egress(conn, closed))
+        if not closed.empty
+        else {}
+    )
+    new = _egress(conn, opened) if not opened.empty else {}
+    found = {}
+    for name in old.keys() | new.keys():
+        a, b = old.get(name, _Egress()), new.get(name, _Egress())
+        found[name] = {
+            "flows": a.flows + b.flows,
+            "bytes_out": a.bytes_out + b.bytes_out,
+            "bytes_in": a.bytes_in + b.bytes_in,
+            "last_seen": max(a.last_seen, b.last_seen),
+            "destinations": len(a.destinations) + len(b.destinations - a.destinations),
+            "countries": sorted(a.countries | b.countries),
+        }
     return found
 
 
-def _within(query: Select[Any], since: float | None, until: float | None) -> Select[Any]:
+def _egress(conn: Connection, hours: Hours) -> dict[str, _Egress]:
     t = FlowHourRow.__table__.c
-    if since is not None:
-        query = query.where(t.hour >= math.floor(since / HOUR) * HOUR)
-    if until is not None:
-        query = query.where(t.hour <= until)
-    return query
+    query: Select[Any] = select(
+        t.container, func.sum(t.flows), func.sum(t.bytes_out), func.sum(t.bytes_in),
+        func.max(t.last_seen),
+    ).where(t.direction == "egress")  # fmt: skip
+    found: dict[str, _Egress] = {}
+    for name, flows, bytes_out, bytes_in, last in conn.execute(
+        _within(query, hours).group_by(t.container)
+    ):
+        found[name] = _Egress(int(flows), int(bytes_out), int(bytes_in), last)
+    places = select(t.container, t.server_name, t.dst_ip, t.country).where(t.direction == "egress")
+    for name, server_name, dst_ip, country in conn.execute(_within(places, hours).distinct()):
+        egress = found[name]
+        egress.destinations.add((server_name, dst_ip))
+        if country:
+            egress.countries.add(country)
+    return found
+
+
+def _within(query: Select[Any], hours: Hours) -> Select[Any]:
+    return query.where(*hours.bounds(FlowHourRow.__table__.c.hour))

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from egresswatch.flows.record import Direction, FlowRecord
+from egresswatch.store import queries
 from egresswatch.store.database import Database
 from egresswatch.store.queries import FlowFilter
 
@@ -311,3 +312,32 @@ def test_a_batch_of_5000_records_is_written_in_one_call(db: Database) -> None:
     assert listed[0] == "CBatch04999" and listed[-1] == "CBatch00000"
     assert uids(db, dst="198.51.19.135") == ["CBatch04999"]
     assert len(uids(db, dst="198.51.0.0/24")) == 256
+
+
+def test_a_cidr_holding_many_flows_pages_newest_first_like_a_narrow_one(db: Database) -> None:
+    """Past ``queries._MANY`` flows in a range the query walks the time index instead of
+    sorting the range: the pages must be the same flows in the same order either way."""
+    many = queries._MANY + 500
+    db.write_flows([
+        flow(f"CWide{i:06d}", last_seen=T0 + i % 977, dst_ip=f"198.51.{i // 250 % 200}.{i % 250}",
+             dst_port=443 if i % 3 else 80)
+        for i in range(many)
+    ] + [flow("COther", last_seen=T0 + 5000, dst_ip="203.0.113.9"),
+         flow("CV6", last_seen=T0 + 5000, dst_ip="2001:db8::9")])  # fmt: skip
+    everything = list(db.flows(FlowFilter(limit=0)))
+    for dst in ("198.51.0.0/16", "0.0.0.0/0", "198.51.7.0/24", "::/0"):
+        low, high = queries.address_range(dst)
+        expected = [f["uid"] for f in everything
+                    if low <= queries.address_key(f["dst_ip"]) <= high
+                    and (":" in f["dst_ip"]) == (":" in dst)]  # fmt: skip
+        pages, before = [], None
+        for _ in range(3):  # three pages through the cursor, as the API pages
+            page = list(db.flows(FlowFilter(dst=dst, limit=100, before=before)))
+            pages += [f["uid"] for f in page]
+            if len(page) < 100:
+                break
+            before = (page[-1]["last_seen"], page[-1]["uid"])
+        assert pages == expected[: len(pages)] and len(pages) == min(300, len(expected)), dst
+    ports = [f["uid"] for f in db.flows(FlowFilter(dst="198.51.0.0/16", port=80, limit=100))]
+    assert ports == [f["uid"] for f in everything
+                     if f["uid"].startswith("CWide") and f["dst_port"] == 80][:100]  # fmt: skip

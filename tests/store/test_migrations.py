@@ -84,7 +84,7 @@ def test_models_and_an_empty_database_differ(db: Database) -> None:
     added = [d[1].name for d in differences if isinstance(d, tuple) and d[0] == "add_table"]
     assert sorted(added) == [
         "alerts", "containers", "daemon_status", "destinations", "dns", "dns_addresses",
-        "flow_hours", "flows", "outbox",
+        "flow_hour_changes", "flow_hours", "flows", "outbox",
     ]  # fmt: skip
 
 

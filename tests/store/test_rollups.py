@@ -4,7 +4,9 @@ migration that introduced them rolls up the flows stored before it."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -126,3 +128,39 @@ def test_the_migration_rolls_up_the_flows_stored_before_it(db_url: str) -> None:
             assert totals(db, group_by) == expected_totals(db, group_by), group_by
     finally:
         db.close()
+
+
+def test_answers_cached_over_closed_hours_follow_every_later_write(db: Database) -> None:
+    """The API keeps the closed hours' totals in memory (a dashboard asks every few seconds):
+    a replay into those hours, and flows in the open hours, must still show at once."""
+    db.write_flows(varied_flows(300, seed=5))
+    for group_by in GROUPS:  # fills the cache
+        assert totals(db, group_by) == expected_totals(db, group_by), group_by
+    replayed = [dataclasses.replace(r, uid=f"R{r.uid}") for r in varied_flows(50, seed=6)]
+    db.write_flows(replayed)  # new flows in the same old hours: a replay
+    for group_by in GROUPS:
+        assert totals(db, group_by) == expected_totals(db, group_by), group_by
+
+    # A process with a few bytes in closed hours rises to the top in the open hour.
+    now = time.time()
+    db.write_flows([flow("COld", process="rare", bytes_out=1)])
+    top = list(db.totals(TotalsFilter(group_by="process", limit=1)))
+    assert top[0]["process"] != "rare"
+    db.write_flows([flow("CNow", process="rare", first_seen=now - 5, last_seen=now,
+                         bytes_out=10**12)])  # fmt: skip
+    [top] = db.totals(TotalsFilter(group_by="process", limit=1))
+    assert (top["process"], top["flows"], top["bytes_out"]) == ("rare", 2, 10**12 + 1)
+    assert totals(db, "process") == expected_totals(db, "process")
+
+    # The containers' egress: closed and open hours together.
+    ollama = [f for f in db.flows(FlowFilter(limit=0, direction="egress"))
+              if f["container_name"] == "ollama"]  # fmt: skip
+    db.containers()
+    db.write_flows([flow("COllama", container_name="ollama", first_seen=now - 5, last_seen=now,
+                         server_name="new.example", country="CN")])  # fmt: skip
+    [egress] = [c["egress"] for c in db.containers() if c["name"] == "ollama"]
+    assert egress["flows"] == len(ollama) + 1
+    assert egress["bytes_out"] == sum(f["bytes_out"] for f in ollama) + 258  # flow()'s bytes
+    assert egress["last_seen"] == now
+    known = {(f["server_name"] or "", "" if f["server_name"] else f["dst_ip"]) for f in ollama}
+    assert egress["destinations"] == len(known | {("new.example", "")})
