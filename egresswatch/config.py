@@ -160,9 +160,8 @@ class PolicySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     path: Path = Path("/etc/egresswatch/policy.yaml")
-    """The policy file (docs/policy.md). Missing: the built-in default policy, which alerts
-    on any connection out of a container labelled ``egresswatch.policy=offline`` and on
-    uploads over 50 MB in one flow."""
+    """The policy file (docs/policy.md). Missing: the built-in default policy
+    (``egresswatch/policy/default.yaml``; every rule it can raise: docs/alerts.md)."""
 
 
 class ApiToken(BaseModel):
