@@ -68,8 +68,9 @@ install_files() {
     install -m 0644 "$repo"/docs/*.md "$prefix/share/egresswatch/docs/"
 
     install -d -m 0755 /etc/egresswatch
+    # 0640: the config may hold webhook URLs and API token hashes (the service's group reads it).
     [ -e /etc/egresswatch/egresswatch.toml ] ||
-        install -m 0644 "$repo/deploy/egresswatch.toml" /etc/egresswatch/egresswatch.toml
+        install -m 0640 "$repo/deploy/egresswatch.toml" /etc/egresswatch/egresswatch.toml
     [ -e /etc/egresswatch/policy.yaml ] ||
         install -m 0644 "$repo/egresswatch/policy/default.yaml" /etc/egresswatch/policy.yaml
     egresswatch policy check
@@ -87,6 +88,8 @@ install_service() {
     else
         say "no docker group (Docker not installed yet?): run this again after installing Docker"
     fi
+    chgrp "$user" /etc/egresswatch/egresswatch.toml
+    chmod g+r,o-rwx /etc/egresswatch/egresswatch.toml
     install -d -m 0750 -o "$user" -g "$user" "$state"
     chown -R "$user:$user" "$state"  # a database the quickstart made as root, too
     runuser -u "$user" -- "$prefix/bin/egresswatch" db upgrade --config /etc/egresswatch/egresswatch.toml
