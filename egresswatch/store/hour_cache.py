@@ -6,6 +6,8 @@ read afresh."""
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 import threading
 from collections import OrderedDict
@@ -18,7 +20,7 @@ from sqlalchemy import ColumnElement, Connection, func, select
 from egresswatch.store.models import FlowHourChangeRow
 
 T = TypeVar("T")
-HOUR = 3600.0
+HOUR, DAY = 3600.0, 86400.0
 OPEN_HOURS = 2
 """The current hour and the one before stay open: flows still land in them as they end."""
 
@@ -60,10 +62,26 @@ def split(since: float | None, until: float | None, now: float) -> tuple[Hours, 
     return closed, opened
 
 
+def parts(hours: Hours) -> list[Hours]:
+    """``hours`` cut at whole days: the whole days change only when a day turns (or a flow
+    lands in one), while a moving window (since=30d) changes its first and last hours hourly."""
+    if hours.end is None:
+        return [hours]
+    whole_from = math.ceil(hours.first / DAY) * DAY if hours.first is not None else None
+    whole_to = math.floor(hours.end / DAY) * DAY
+    if whole_from is not None and whole_to <= whole_from:
+        return [hours]
+    cuts = [hours.first, whole_from, whole_to, hours.end]
+    if whole_from is None or whole_from == hours.first:
+        cuts.pop(1)  # no hours before the first whole day
+    return [Hours(a, b, hours.last) for a, b in itertools.pairwise(cuts)
+            if a is None or b is None or a < b]  # fmt: skip
+
+
 class HourCache:
     """The latest answers over closed hours, each valid while those hours' change counts hold."""
 
-    def __init__(self, size: int = 64) -> None:
+    def __init__(self, size: int = 256) -> None:
         self._size = size
         self._entries: OrderedDict[Hashable, tuple[tuple[int, int], Any]] = OrderedDict()
         self._lock = threading.Lock()  # the API answers from a pool of threads
@@ -85,6 +103,24 @@ class HourCache:
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
         return value
+
+    def summed(
+        self,
+        conn: Connection,
+        key: Hashable,
+        hours: Hours,
+        compute: Callable[[Hours], T],
+        add: Callable[[T, T], T],
+    ) -> T:
+        """``compute`` over ``hours``, cached whole and in ``parts``: when the window moves on
+        by an hour, only its first and last part are computed again."""
+
+        def whole() -> T:
+            found = [self.get(conn, key, part, functools.partial(compute, part))
+                     for part in parts(hours)]  # fmt: skip
+            return functools.reduce(add, found)
+
+        return self.get(conn, ("whole", key), hours, whole)
 
 
 def _changes(conn: Connection, hours: Hours) -> tuple[int, int]:

@@ -187,19 +187,16 @@ def select_totals(
     """Each group's totals, most bytes out first."""
     closed, opened = split(flt.since, flt.until, now)
     key = ("totals", flt.group_by, flt.direction, flt.container)
-    cache = cache or HourCache(size=1)
-    ranked: tuple[_Groups, list[tuple[Any, ...]]] = (
-        cache.get(conn, key, closed, lambda: _ranked(_group_sums(conn, flt, closed)))
+    cache = cache or HourCache(size=4)
+    sums: _Groups = (
+        cache.summed(conn, key, closed, lambda h: _group_sums(conn, flt, h), _add_groups)
         if not closed.empty
-        else ({}, [])
+        else {}
     )
-    sums, order = ranked
     fresh = _group_sums(conn, flt, opened) if not opened.empty else {}
-    # A group outside the closed hours' top N can only rise into it by adding open hours.
-    candidates = set(order[: flt.limit] if flt.limit else order) | fresh.keys()
-    merged = {g: _add(sums.get(g), fresh.get(g)) for g in candidates}
+    merged = _add_groups(sums, fresh)
     names = _GROUPS[flt.group_by]
-    for group in _ranked(merged)[1][: flt.limit or None]:
+    for group in _ranked(merged)[: flt.limit or None]:
         total = merged[group]
         out: dict[str, Any] = {n: v or None for n, v in zip(names, group, strict=True)}
         if flt.group_by == "asn":
@@ -231,16 +228,20 @@ def _group_sums(conn: Connection, flt: TotalsFilter, hours: Hours) -> _Groups:
     }
 
 
-def _ranked(groups: _Groups) -> tuple[_Groups, list[tuple[Any, ...]]]:
-    return groups, sorted(groups, key=lambda g: (-groups[g][_BYTES_OUT], g))
+def _ranked(groups: _Groups) -> list[tuple[Any, ...]]:
+    return sorted(groups, key=lambda g: (-groups[g][_BYTES_OUT], g))
 
 
-def _add(a: list[Any] | None, b: list[Any] | None) -> list[Any]:
-    if a is None or b is None:
-        return list(a or b or ())
-    return [*(x + y for x, y in zip(a[:_FIRST], b[:_FIRST], strict=True)),
-            min(a[_FIRST], b[_FIRST]), max(a[_LAST], b[_LAST]),
-            max(a[_AS_ORG], b[_AS_ORG])]  # fmt: skip
+def _add_groups(a: _Groups, b: _Groups) -> _Groups:
+    """The totals of both (new lists: cached totals are never changed)."""
+    added = dict(a)
+    for group, y in b.items():
+        x = a.get(group)
+        added[group] = y if x is None else [
+            *(p + q for p, q in zip(x[:_FIRST], y[:_FIRST], strict=True)),
+            min(x[_FIRST], y[_FIRST]), max(x[_LAST], y[_LAST]), max(x[_AS_ORG], y[_AS_ORG]),
+        ]  # fmt: skip
+    return added
 
 
 @dataclass(slots=True)
@@ -259,9 +260,9 @@ def container_egress(
     """Container name -> its egress: flows, bytes each way, distinct destinations, the
     countries reached and the last egress time ("" is the host's own)."""
     closed, opened = split(since, None, now)
-    cache = cache or HourCache(size=1)
+    cache = cache or HourCache(size=4)
     old = (
-        cache.get(conn, ("egress",), closed, lambda: _egress(conn, closed))
+        cache.summed(conn, ("egress",), closed, lambda h: _egress(conn, h), _add_egress)
         if not closed.empty
         else {}
     )
@@ -278,6 +279,19 @@ def container_egress(
             "countries": sorted(a.countries | b.countries),
         }
     return found
+
+
+def _add_egress(a: dict[str, _Egress], b: dict[str, _Egress]) -> dict[str, _Egress]:
+    """Both egresses added (new objects: cached ones are never changed)."""
+    added = dict(a)
+    for name, y in b.items():
+        x = a.get(name)
+        added[name] = y if x is None else _Egress(
+            x.flows + y.flows, x.bytes_out + y.bytes_out, x.bytes_in + y.bytes_in,
+            max(x.last_seen, y.last_seen), x.destinations | y.destinations,
+            x.countries | y.countries,
+        )  # fmt: skip
+    return added
 
 
 def _egress(conn: Connection, hours: Hours) -> dict[str, _Egress]:

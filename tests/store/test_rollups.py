@@ -5,6 +5,7 @@ migration that introduced them rolls up the flows stored before it."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 import time
 from collections import defaultdict
@@ -134,12 +135,16 @@ def test_answers_cached_over_closed_hours_follow_every_later_write(db: Database)
     """The API keeps the closed hours' totals in memory (a dashboard asks every few seconds):
     a replay into those hours, and flows in the open hours, must still show at once."""
     db.write_flows(varied_flows(300, seed=5))
+    # All time, and from mid-morning on: hours, then whole days, then hours again.
+    since = math.floor((T0 + 5 * HOUR) / HOUR) * HOUR
     for group_by in GROUPS:  # fills the cache
         assert totals(db, group_by) == expected_totals(db, group_by), group_by
+        assert totals(db, group_by, since) == expected_totals(db, group_by, since), group_by
     replayed = [dataclasses.replace(r, uid=f"R{r.uid}") for r in varied_flows(50, seed=6)]
     db.write_flows(replayed)  # new flows in the same old hours: a replay
     for group_by in GROUPS:
         assert totals(db, group_by) == expected_totals(db, group_by), group_by
+        assert totals(db, group_by, since) == expected_totals(db, group_by, since), group_by
 
     # A process with a few bytes in closed hours rises to the top in the open hour.
     now = time.time()
