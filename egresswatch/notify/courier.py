@@ -15,7 +15,6 @@ import hashlib
 import http.client
 import json
 import logging
-import math
 import random
 import threading
 import time
@@ -32,6 +31,7 @@ from egresswatch.notify.message import json_body, signature, slack_digest, slack
 from egresswatch.policy.alert import Alert
 from egresswatch.policy.model import SEVERITIES
 from egresswatch.store import Database
+from egresswatch.store.outbox import PARKED
 
 _log = logging.getLogger(__name__)
 _SEVERITY: dict[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}
@@ -127,6 +127,10 @@ class Courier:
         return [t.key for t in self.targets if t.wants(alert.severity, alert.rule)]
 
     def start(self) -> None:
+        try:  # posts parked while their webhook was out of the config are due again
+            self._db.outbox_rearm([t.key for t in self.targets], time.time())
+        except StoreError as exc:
+            _log.error("outbox: %s", exc)
         self._thread.start()
 
     def close(self) -> None:
@@ -152,7 +156,7 @@ class Courier:
             target = configured.get(key)
             if target is None:  # a webhook since removed from the config
                 ids = [i["outbox_id"] for i in items]
-                self._db.outbox_retry(ids, 0, math.inf, "webhook no longer configured")
+                self._db.outbox_retry(ids, 0, PARKED, "webhook no longer configured")
                 continue
             if len(items) > self._digest_after and target.kind == "slack":
                 self._send(target, items, slack_digest(items))

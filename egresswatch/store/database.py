@@ -168,6 +168,10 @@ class Database:
         """Deliveries whose time has come, each with its alert's fields."""
         return self._transaction(lambda conn: outbox.due(conn, now), "the outbox")
 
+    def outbox_rearm(self, webhooks: list[int], now: float) -> int:
+        """Deliveries parked for these webhooks (removed, now configured again) are due now."""
+        return self._transaction(lambda conn: outbox.rearm(conn, webhooks, now), "the outbox")
+
     def outbox_delivered(self, ids: list[int], now: float) -> None:
         self._transaction(lambda conn: outbox.delivered(conn, ids, now), "the outbox")
 

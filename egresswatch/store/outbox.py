@@ -4,6 +4,7 @@ acknowledging alerts."""
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from sqlalchemy import Connection, func, select, update
@@ -43,11 +44,28 @@ def retry(conn: Connection, ids: list[int], attempts: int, at: float, error: str
     )
 
 
+PARKED = math.inf
+"""``next_attempt`` of a delivery whose webhook was removed from the config: never due, unless
+the webhook comes back (``rearm``)."""
+
+
 def backlog(conn: Connection) -> tuple[int, float | None]:
-    """Deliveries not made yet, and when the oldest of them was queued."""
-    query = select(func.count(), func.min(OutboxRow.created)).where(OutboxRow.delivered.is_(None))
+    """Deliveries not made yet (parked ones aside), and when the oldest was queued."""
+    query = select(func.count(), func.min(OutboxRow.created)).where(
+        OutboxRow.delivered.is_(None), OutboxRow.next_attempt < PARKED
+    )
     count, oldest = conn.execute(query).one()
     return int(count or 0), oldest
+
+
+def rearm(conn: Connection, webhooks: list[int], now: float) -> int:
+    """Deliveries parked for these webhooks (configured again) become due now; how many."""
+    return conn.execute(
+        update(OutboxRow)
+        .where(OutboxRow.delivered.is_(None), OutboxRow.next_attempt == PARKED,
+               OutboxRow.webhook.in_(webhooks))
+        .values(next_attempt=now, attempts=0)
+    ).rowcount  # fmt: skip
 
 
 def acknowledge(conn: Connection, uids: list[str]) -> list[str]:

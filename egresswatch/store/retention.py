@@ -18,6 +18,7 @@ from egresswatch.store.models import (
     FlowRow,
     OutboxRow,
 )
+from egresswatch.store.outbox import PARKED
 from egresswatch.store.rollups import KEY, SUMS, add_totals, mark_changed
 
 DAY = 86400.0
@@ -46,9 +47,9 @@ def prune(engine: Engine, now: float, keep_flows_days: float, keep_totals_days: 
             uids = select(DnsRow.uid).where(old_dns)
             conn.execute(delete(DnsAddressRow).where(DnsAddressRow.dns_uid.in_(uids)))
         done.dns = _in_batches(engine, DnsRow, old_dns)
-        done.deliveries = _in_batches(
-            engine, OutboxRow, OutboxRow.delivered.is_not(None) & (OutboxRow.delivered < cutoff)
-        )
+        delivered = OutboxRow.delivered.is_not(None) & (OutboxRow.delivered < cutoff)
+        parked = (OutboxRow.next_attempt == PARKED) & (OutboxRow.created < cutoff)
+        done.deliveries = _in_batches(engine, OutboxRow, delivered | parked)
         with engine.begin() as conn:
             done.hours_folded = _fold_into_days(conn, math.floor(cutoff / DAY) * DAY)
     if keep_totals_days:

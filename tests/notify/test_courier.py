@@ -91,3 +91,34 @@ def test_an_alert_raised_by_dns_answers_is_posted_too(tmp_path: Path) -> None:
         until_delivered(courier, db)
         [posted] = receiver.accepted
         assert "exfil.example" in posted["text"] and receiver.refused_as_invalid == []
+
+
+def test_a_removed_webhook_parks_its_posts_and_they_go_when_it_is_back(tmp_path: Path) -> None:
+    """Posts for a webhook taken out of the config wait (not counted as a backlog that never
+    drains) and are delivered when it is configured again; retention drops them after the
+    flows' period if it never comes back."""
+    db = database(tmp_path)
+    with receiving() as (receiver, url):
+        first = Courier(db, [Target(SecretStr(url))])
+        db.write_alerts([alert(1)], 3600, first.routes)
+        assert db.outbox_backlog()[0] == 1
+
+        without = Courier(db, [])  # restarted with the webhook removed
+        without.deliver(time.time())
+        assert db.outbox_backlog()[0] == 0 and receiver.attempts == 0
+
+        again = Courier(db, [Target(SecretStr(url))], interval=0.05)
+        again.start()  # configured again
+        try:
+            deadline = time.monotonic() + 10
+            while not receiver.accepted and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            again.close()
+        [posted] = receiver.accepted
+        assert "A1" in str(posted["blocks"])
+
+        db.write_alerts([alert(2)], 3600, first.routes)
+        without.deliver(time.time())  # parked again, and never configured again
+        later = alert(2).time + 31 * 86400  # a month after it was queued
+        assert db.prune(later, 30, 365).deliveries == 2  # the delivered post and the parked one
