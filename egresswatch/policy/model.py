@@ -193,4 +193,5 @@ class Policy(_Strict):
     detections: Detections = Field(default_factory=Detections)
     suppression_window: float = Field(default=3600.0, ge=0)
     """Seconds during which a repeat of the same alert (same rule, source and destination)
-    adds to its count instead of raising a new one."""
+    adds to its count instead of raising a new one (not to an acknowledged alert, and for at
+    most a day from the first: then it is raised again)."""

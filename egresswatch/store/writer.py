@@ -151,6 +151,10 @@ def _insert_new(
             conn.execute(insert(model).values(row))
 
 
+REMIND_AFTER = 86400.0
+"""An alert still repeating this long after it was raised is raised anew."""
+
+
 def write_alerts(
     conn: Connection,
     alerts: Sequence[Alert],
@@ -158,12 +162,20 @@ def write_alerts(
     webhooks: Routes = lambda _: [],
 ) -> None:
     """Insert each alert, or add it to the count of the same alert (dedup key) seen within
-    ``window`` seconds before it. A new alert is queued in the outbox for each of
-    ``webhooks(alert)`` in the same transaction: stored and queued, or neither."""
+    ``window`` seconds before it, unacknowledged and raised less than a day before. A new alert
+    is queued in the outbox for each of ``webhooks(alert)`` in the same transaction: stored and
+    queued, or neither."""
     for a in alerts:
+        # An acknowledged alert never hides what comes after it, and one that goes on is raised
+        # (and posted) again each day rather than growing its count out of sight.
         existing = conn.execute(
             select(AlertRow.id, AlertRow.last_time)
-            .where(AlertRow.dedup_key == a.dedup_key, AlertRow.last_time >= a.time - window)
+            .where(
+                AlertRow.dedup_key == a.dedup_key,
+                AlertRow.last_time >= a.time - window,
+                AlertRow.time > a.time - REMIND_AFTER,
+                AlertRow.acknowledged.is_(False),
+            )
             .order_by(AlertRow.last_time.desc())
             .limit(1)
         ).first()

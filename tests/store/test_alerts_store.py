@@ -42,3 +42,20 @@ def test_destinations_reached_are_stored_once_with_their_first_sighting(db: Data
     known, oldest = db.known_destinations()
     assert known == {("ollama", "a.example"), ("ollama", "b.example"), ("dify", "a.example")}
     assert oldest == T0
+
+
+def test_an_acknowledged_alert_never_hides_a_repeat(db: Database) -> None:
+    db.write_alerts([alert(T0, "1")], window=3600)
+    db.acknowledge(["A1"])
+    db.write_alerts([alert(T0 + 60, "2")], window=3600)  # the same again, a minute later
+    rows = list(db.alerts(AlertFilter(limit=0)))
+    assert [(r["uid"], r["count"], r["acknowledged"]) for r in rows] == [
+        ("A2", 1, False), ("A1", 1, True)
+    ]  # fmt: skip
+
+
+def test_an_alert_that_goes_on_is_raised_again_each_day(db: Database) -> None:
+    every_half_hour = [alert(T0 + i * 1800, f"{i}") for i in range(60)]  # 30 hours
+    db.write_alerts(every_half_hour, window=3600)
+    rows = list(db.alerts(AlertFilter(limit=0)))
+    assert [(r["uid"], r["count"]) for r in rows] == [("A48", 12), ("A0", 48)]
