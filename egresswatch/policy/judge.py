@@ -183,6 +183,9 @@ class PolicyJudge:
         if d.encrypted and r.protocol == "tcp" and r.dst_port == 853:
             return [self._alert(r, None, "dns: DNS over TLS", d.severity,
                                 "lookups hidden from the box's resolver")]  # fmt: skip
+        if d.encrypted and r.protocol == "udp" and r.dst_port == 853:  # RFC 9250
+            return [self._alert(r, None, "dns: DNS over QUIC", d.severity,
+                                "lookups hidden from the box's resolver")]  # fmt: skip
         if d.encrypted and r.dst_port == 443 and _any_glob(d.doh_names, r.server_name):
             return [self._alert(r, None, "dns: DNS over HTTPS", d.severity,
                                 "lookups hidden from the box's resolver")]  # fmt: skip

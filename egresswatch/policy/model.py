@@ -112,7 +112,8 @@ class DnsDetection(_Strict):
     resolvers: list[str] = Field(default_factory=list)
     """Addresses (or CIDRs) DNS may go to; empty: any resolver is fine."""
     encrypted: bool = True
-    """Alert on DNS over TLS (port 853) and on DNS-over-HTTPS endpoints (by name): lookups
+    """Alert on DNS over TLS (TCP 853), over QUIC (UDP 853) and on DNS-over-HTTPS endpoints
+    (by name): lookups
     hidden from the box's resolver, and from egresswatch."""
     doh_names: list[str] = Field(default_factory=lambda: list(DOH_NAMES))
     severity: Severity = "medium"

@@ -124,6 +124,8 @@ def test_dns_around_the_allowed_resolvers_and_encrypted_dns() -> None:
     [doh] = j.judge([flow(uid="C5", server_name="cloudflare-dns.com")])
     assert (dot.rule, doh.rule) == ("dns: DNS over TLS", "dns: DNS over HTTPS")
     assert j.judge([flow(uid="C6", server_name="api.cloudflare.com")]) == []  # not DoH
+    [doq] = j.judge([flow(uid="C7", dst_port=853, protocol="udp", ip_proto=17)])
+    assert doq.rule == "dns: DNS over QUIC"
 
 
 def test_raw_ip_egress_only_when_nothing_named_the_destination() -> None:
