@@ -10,6 +10,7 @@ exponentially with jitter up to ``max_backoff``; a 429's Retry-After is honoured
 
 from __future__ import annotations
 
+import email.utils
 import fnmatch
 import hashlib
 import http.client
@@ -89,13 +90,25 @@ def http_post(url: str, body: bytes, headers: dict[str, str]) -> None:
             response.read()
     except urllib.error.HTTPError as exc:
         retry_after = exc.headers.get("Retry-After") if exc.headers else None
-        seconds = float(retry_after) if retry_after and retry_after.isdigit() else None
-        raise DeliveryError(f"HTTP {exc.code}", seconds) from None
+        raise DeliveryError(f"HTTP {exc.code}", _retry_after(retry_after, time.time())) from None
     except urllib.error.URLError as exc:
         raise DeliveryError(f"not reachable: {type(exc.reason).__name__}") from None
     except (OSError, ValueError, http.client.HTTPException) as exc:
         # (a malformed URL's message would quote it: only the kind of error is told)
         raise DeliveryError(f"failed: {type(exc).__name__}") from None
+
+
+def _retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header: seconds, or an HTTP date (RFC 9110)."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now) if when.tzinfo else None
 
 
 class Courier:

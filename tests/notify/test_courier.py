@@ -5,6 +5,7 @@ become one digest."""
 from __future__ import annotations
 
 import dataclasses
+import email.utils
 import time
 from pathlib import Path
 
@@ -51,6 +52,18 @@ def test_an_outage_then_a_429_delay_an_alert_and_it_arrives_once(tmp_path: Path)
         assert "A1" in str(posted["blocks"]) and "ollama" in posted["text"]
         courier.deliver(time.time() + 3600)
         assert receiver.attempts == 4  # delivered once, never again
+
+
+def test_a_retry_after_given_as_an_http_date_is_honoured(tmp_path: Path) -> None:
+    db = database(tmp_path)
+    with receiving() as (receiver, url):
+        later = email.utils.formatdate(time.time() + 3, usegmt=True)  # whole seconds: 2-3 s
+        receiver.script = [(429, {"Retry-After": later})]
+        courier = Courier(db, [Target(SecretStr(url))], max_backoff=0.2)
+        db.write_alerts([alert(1)], 3600, courier.routes)
+        started = time.monotonic()
+        until_delivered(courier, db)
+        assert time.monotonic() - started >= 1.9 and len(receiver.accepted) == 1
 
 
 def test_a_flood_becomes_one_digest(tmp_path: Path) -> None:
