@@ -13,7 +13,7 @@ import uvicorn
 from egresswatch.api.app import create_app
 from egresswatch.api.auth import listen_address
 from egresswatch.config import Settings
-from egresswatch.errors import ConfigError
+from egresswatch.errors import ConfigError, StoreError
 from egresswatch.store import Database
 
 _log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ def serve(settings: Settings) -> None:
     database = Database(settings.db)
     try:
         database.upgrade()
+        _warm_in_background(database)
         uvicorn.run(create_app(settings, database), host=host, port=port,
                     log_level=settings.log_level.lower(), access_log=False)  # fmt: skip
     finally:
@@ -58,6 +59,7 @@ def serve_in_thread(settings: Settings) -> Callable[[], None]:
         database.close()
         raise ConfigError(f"api.listen: cannot serve the REST API on {host}:{port}")
     _log.info("REST API on http://%s:%d/api/v1", host, port)
+    _warm_in_background(database)
 
     def stop() -> None:
         server.should_exit = True
@@ -65,3 +67,13 @@ def serve_in_thread(settings: Settings) -> Callable[[], None]:
         database.close()
 
     return stop
+
+
+def _warm_in_background(database: Database) -> None:
+    def warm() -> None:
+        try:
+            database.warm(time.time())
+        except StoreError as exc:  # only a slower first request: the API answers anyway
+            _log.warning("could not sum the totals ahead: %s", exc)
+
+    threading.Thread(target=warm, name="api-warm", daemon=True).start()

@@ -38,7 +38,7 @@ from egresswatch.store.queries import (
     select_flows,
 )
 from egresswatch.store.retention import Pruned, prune
-from egresswatch.store.rollups import TotalsFilter, container_egress, select_totals
+from egresswatch.store.rollups import GROUPS, TotalsFilter, container_egress, select_totals
 from egresswatch.store.writer import (
     insert_dns,
     upsert_flows,
@@ -130,6 +130,15 @@ class Database:
         """Hourly totals added up by ``flt.group_by``, most bytes out first."""
         now = time.time()
         return self._read(lambda conn, f: select_totals(conn, f, now, self._hours), flt, "totals")
+
+    def warm(self, now: float) -> None:
+        """Sum the closed hours a dashboard asks for first (top destinations over a day and a
+        month, the containers), so its first request does not wait seconds for them."""
+        for since in (now - 86400, now - 30 * 86400):
+            for group_by in GROUPS:
+                for _ in self.totals(TotalsFilter(group_by=group_by, since=since)):
+                    pass
+        self.containers()
 
     def prune(self, now: float, keep_flows_days: float, keep_totals_days: float) -> Pruned:
         """Delete what the retention periods no longer keep (0 days: forever)."""

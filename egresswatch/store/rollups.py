@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from sqlalchemy import Connection, Select, func, insert, literal, select, update
 
@@ -20,6 +20,7 @@ from egresswatch.store.hour_cache import HOUR, HourCache, Hours, split
 from egresswatch.store.models import FlowHourChangeRow, FlowHourRow, FlowRow
 
 GroupBy = Literal["server_name", "country", "asn", "container", "process"]
+GROUPS: tuple[GroupBy, ...] = get_args(GroupBy)
 KEY = ("hour", "direction", "server_name", "dst_ip", "country", "asn", "container", "process")
 SUMS = ("flows", "packets_out", "bytes_out", "packets_in", "bytes_in")
 _COLUMNS = (*KEY, "as_org", *SUMS, "first_seen", "last_seen")

@@ -12,7 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 from alembic import command
-from sqlalchemy import insert
+from sqlalchemy import event, insert
 
 from egresswatch.flows.record import Direction
 from egresswatch.store import migrate
@@ -169,3 +169,25 @@ def test_answers_cached_over_closed_hours_follow_every_later_write(db: Database)
     assert egress["last_seen"] == now
     known = {(f["server_name"] or "", "" if f["server_name"] else f["dst_ip"]) for f in ollama}
     assert egress["destinations"] == len(known | {("new.example", "")})
+
+
+def test_warming_sums_the_closed_hours_a_dashboard_asks_for_first(db: Database) -> None:
+    now = time.time()
+    db.write_flows([flow(f"CW{i}", first_seen=now - i * 3 * HOUR, last_seen=now - i * 3 * HOUR + 5,
+                         process=f"p{i % 3}") for i in range(200)])  # fmt: skip
+    reads: list[str] = []
+
+    def seen(_c: Any, _k: Any, statement: str, *_: Any) -> None:
+        if "FROM flow_hours" in statement:
+            reads.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    db.warm(time.time())
+    assert reads  # it summed them
+    reads.clear()
+    for group_by in GROUPS:
+        assert totals(db, group_by, now - 30 * 86400) == expected_totals(
+            db, group_by, math.floor((now - 30 * 86400) / HOUR) * HOUR
+        )
+    # Each dashboard request read only its open hours from flow_hours: the rest was ready.
+    assert len(reads) == len(GROUPS), reads
