@@ -61,12 +61,13 @@ def chroot(root: Path, *command: str) -> subprocess.CompletedProcess[str]:
                           check=False)  # fmt: skip
 
 
-def owner(path: Path, root: Path) -> str:
-    uid = path.stat().st_uid
-    for line in (root / "etc/passwd").read_text().splitlines():
-        if line.split(":")[2] == str(uid):
+def owner(path: Path, root: Path, table: str = "passwd") -> str:
+    """The user (``table="group"``: the group) owning ``path``, by the chroot's own names."""
+    number = path.stat().st_uid if table == "passwd" else path.stat().st_gid
+    for line in (root / "etc" / table).read_text().splitlines():
+        if line.split(":")[2] == str(number):
             return line.split(":")[0]
-    return str(uid)
+    return str(number)
 
 
 def test_install_upgrade_uninstall_and_purge_in_a_fresh_debian(root: Path) -> None:
@@ -86,6 +87,9 @@ def test_install_upgrade_uninstall_and_purge_in_a_fresh_debian(root: Path) -> No
         ("etc/systemd/system/egresswatch-api.service", "deploy/systemd/egresswatch-api.service"),
     ]:
         assert filecmp.cmp(root / installed, REPO / source, shallow=False), installed
+    settings = root / "etc/egresswatch/egresswatch.toml"  # may hold webhook URLs: not for all
+    assert settings.stat().st_mode & 0o777 == 0o640
+    assert owner(settings, root, "group") == "egresswatch"
     [entry] = [e for e in (root / "etc/passwd").read_text().splitlines()
                if e.startswith("egresswatch:")]  # fmt: skip
     assert entry.endswith(":/var/lib/egresswatch:/usr/sbin/nologin")
