@@ -12,7 +12,7 @@ fi
 
 packages=(python3 python3-venv python3-dev tshark tcpdump postgresql iproute2 libcap2-bin
           docker.io busybox-static dnsmasq-base clang libbpf-dev libbpf1 bpftool systemd
-          debootstrap)
+          debootstrap docker-compose)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,7 +3,7 @@
 made by debootstrap with the Debian packages deploy/install.sh asks for (a few minutes the first
 time), and a wheelhouse of egresswatch's Python dependencies (pip download, again when
 pyproject.toml changes). tests/deploy/test_install.py chroots into a copy of the root;
-tests/deploy/test_image.py imports it into Docker as the base of deploy/Dockerfile."""
+tests/docker/test_image.py imports it into Docker as the base of deploy/Dockerfile."""
 
 from __future__ import annotations
 

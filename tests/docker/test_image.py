@@ -8,7 +8,7 @@ while a container of the test's own connects to the test's server. The flow is r
 the REST API on the host's 127.0.0.1:8787, attributed to that container and its process.
 The test turns compose.yaml into that ``docker run`` itself (failing on a key it does not know),
 and the same command must be the one docs/deploy.md shows; docker compose or docker-compose,
-when installed (tests/run.sh installs neither), must read the file too.
+when installed (tests/run.sh installs docker-compose), must read the file too.
 
 Docker 20.10 (Debian 12's docker.io) refuses CAP_BPF and CAP_PERFMON as unknown: on it, the
 test shows the refusal, then runs the container with CAP_SYS_ADMIN in their place, as
@@ -43,14 +43,7 @@ import yaml
 
 from tests.capture.netlab import sh
 from tests.deploy.debian import PACKAGES, REPO, cached_root, wheelhouse
-from tests.docker.conftest import (  # noqa: F401 - fixtures, used by name
-    PORT,
-    dockerd,
-    image,
-    resolver,
-    route_is_local,
-    server,
-)
+from tests.docker.conftest import PORT, route_is_local
 from tests.docker.test_service_capabilities import get, unit_capabilities
 
 pytestmark = pytest.mark.root
@@ -341,9 +334,9 @@ def test_docker_20_refuses_bpf_and_perfmon(built: str, tmp_path: Path) -> None:
 
 def test_the_container_captures_attributes_and_serves_the_api(
     daemon: str,
-    image: str,  # noqa: F811 - the fixture of that name
-    server: str,  # noqa: F811
-    resolver: str,  # noqa: F811
+    image: str,
+    server: str,
+    resolver: str,
     tmp_path: Path,
 ) -> None:
     log = wait_for_log(daemon, "capturing on")
