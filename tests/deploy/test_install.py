@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import filecmp
 import os
+import shlex
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.debian import REPO, cached_root, wheelhouse
+from tests.packets import SERVER, handshake_and_close, write_pcap
 
 pytestmark = pytest.mark.root
 
@@ -51,13 +53,16 @@ def root(tmp_path: Path) -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+       "HOME": "/root", "LANG": "C.UTF-8", "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/wheels",
+       "PIP_DISABLE_PIP_VERSION_CHECK": "1"}  # fmt: skip
+"""The environment in the root: pip from the wheelhouse alone."""
+
+
 def chroot(root: Path, *command: str) -> subprocess.CompletedProcess[str]:
     """``command`` in the root, in a new network namespace: no network at all."""
-    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-           "HOME": "/root", "LANG": "C.UTF-8", "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/wheels",
-           "PIP_DISABLE_PIP_VERSION_CHECK": "1"}  # fmt: skip
     return subprocess.run(["unshare", "--net", "chroot", str(root), *command],
-                          capture_output=True, text=True, env=env, timeout=900,
+                          capture_output=True, text=True, env=ENV, timeout=900,
                           check=False)  # fmt: skip
 
 
@@ -117,3 +122,52 @@ def test_install_upgrade_uninstall_and_purge_in_a_fresh_debian(root: Path) -> No
     assert purged.returncode == 0, purged.stdout + purged.stderr
     assert not (root / "etc/egresswatch").exists() and not state.exists()
     assert "egresswatch:" not in (root / "etc/passwd").read_text()
+
+
+PROBE = """
+import time, urllib.error, urllib.request
+for _ in range(200):
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:8787/healthz", timeout=2) as r:
+            print("healthz", r.status)
+        break
+    except OSError:
+        time.sleep(0.3)
+try:
+    urllib.request.urlopen("http://127.0.0.1:8787/readyz", timeout=5)
+except urllib.error.HTTPError as e:  # 503 with its reasons: no Docker here
+    print("readyz", e.code, e.read().decode())
+"""
+
+
+def test_the_readmes_quickstart_replays_then_runs_live_in_a_fresh_debian(root: Path) -> None:
+    """The README's first command, as written, on a fresh Debian: with a capture file it
+    installs, replays and lists the flows; without, it captures live and serves the API until
+    Ctrl-C. (A network namespace whose uplink is one end of a veth pair: nothing can leave it.)"""
+    write_pcap(root / "tmp/capture.pcap", handshake_and_close())
+    replayed = chroot(root, "bash", "/src/deploy/quickstart.sh", "/tmp/capture.pcap")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert f"{SERVER}:443" in replayed.stdout.replace(" ", ""), replayed.stdout
+    assert (root / "var/lib/egresswatch/egresswatch.db").exists()
+
+    (root / "tmp/probe.py").write_text(PROBE)
+    live = (
+        "bash /src/deploy/quickstart.sh > /tmp/live.log 2>&1 & pid=$!; "
+        "python3 /tmp/probe.py; kill -INT $pid; wait $pid; echo exit=$?"
+    )
+    uplink = (  # the host's ip, in the new namespace, before the chroot
+        "ip link set lo up && ip link add uplink0 type veth peer name uplink1 && "
+        "ip addr add 198.51.100.2/24 dev uplink0 && ip link set uplink0 up && "
+        "ip link set uplink1 up && "
+        "ip route add default via 198.51.100.1 && "
+        f"mount -t sysfs sysfs {root}/sys && "  # this namespace's interfaces, not the host's
+        f"exec chroot {root} bash -c {shlex.quote(live)}"
+    )
+    done = subprocess.run(["unshare", "--net", "--mount", "sh", "-c", uplink],
+                          capture_output=True, text=True, env=ENV, timeout=300,
+                          check=False)  # fmt: skip
+    logged = root / "tmp/live.log"
+    log = logged.read_text() if logged.exists() else "(no log)"
+    assert "healthz 200" in done.stdout, done.stdout + done.stderr + log
+    assert "exit=0" in done.stdout, done.stdout + log
+    assert "uplink0" in log, log  # it captured on the uplink (the one with the default route)
