@@ -4,6 +4,8 @@ containers and processes over a day or a month without reading millions of flows
 The flow writer adds each batch before it stores it: a new flow counts once, with its bytes;
 an interim update of a long flow adds only its increase, in the hour it was reported. The key
 columns hold "" (and asn 0) for "unknown", because NULLs never collide in a unique index.
+Every write to an hour's totals is counted in ``flow_hour_changes``, which is what lets the API
+keep the sums of closed hours in memory (``hour_cache``).
 """
 
 from __future__ import annotations
@@ -175,7 +177,7 @@ _GROUPS: dict[str, tuple[str, ...]] = {
     "container": ("container",),
     "process": ("process",),
 }
-_FLOWS, _BYTES_OUT, _FIRST, _LAST, _AS_ORG = 0, 2, 5, 6, 7
+_BYTES_OUT, _FIRST, _LAST, _AS_ORG = 2, 5, 6, 7
 """Positions in a group's totals: flows, packets and bytes out, packets and bytes in, first
 and last seen, as_org."""
 
