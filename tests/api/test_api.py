@@ -175,3 +175,25 @@ def test_alerts_listed_acknowledged_and_their_evidence(empty_database: str, tmp_
         assert api.get("/api/v1/alerts?acknowledged=false")[1]["items"] == []
         assert [a["uid"] for a in api.get("/api/v1/alerts?acknowledged=true")[1]["items"]] == ["A1"]
         assert api.get("/api/v1/alerts/A1/pcap")[0] == 404  # no packets kept for this one
+
+
+def test_a_dashboard_on_a_configured_origin_may_call_the_api_and_others_may_not(
+    tmp_path: Path, replayed: Path
+) -> None:
+    """CORS: a browser dashboard served from an origin in ``api.cors_origins`` may read the API
+    (its preflight is allowed, the answers name it); any other origin is not."""
+    for api in serve(tmp_path, replayed, '[api]\ncors_origins = ["https://grafana.example"]\n'):
+        for origin, allowed in (("https://grafana.example", True), ("https://evil.example", False)):
+            asks = {"Origin": origin, "Access-Control-Request-Method": "GET"}
+            preflight = urllib.request.Request(api.url + "/api/v1/flows", method="OPTIONS",
+                                               headers=asks)  # fmt: skip
+            try:
+                with urllib.request.urlopen(preflight) as r:
+                    status = r.status
+            except urllib.error.HTTPError as e:
+                status = e.code
+            assert (status == 200) is allowed, (origin, status)
+            read = urllib.request.Request(api.url + "/api/v1/flows", headers={"Origin": origin})
+            with urllib.request.urlopen(read) as r:
+                said = r.headers.get("Access-Control-Allow-Origin")
+            assert said == (origin if allowed else None), (origin, said)
