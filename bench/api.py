@@ -11,15 +11,15 @@ mostly egress, with a long tail.
 
 Then copies it and writes its last two hours again at the present time (the open hours a live
 box has: the API keeps the totals of closed hours in memory and reads the open ones on every
-request), serves the copy with the real ``egresswatch serve --listen 127.0.0.1:PORT --db sqlite:///...`` in a
-subprocess and times each case (``/flows`` first and deep pages, with filters; ``/destinations``
-over 24 h and 30 days for every ``group_by``; ``/alerts``; ``/containers``) over one keep-alive
-HTTP connection: p50, p99 and max, against the goal of p99 < 100 ms; for the cached answers
-also the first request (nothing cached) and requests as after the hour turned. Beside each, the same store
-call in this process (no HTTP), and for a reference the SQL run directly with ``sqlite3``: the
-first page, and the 30-day GROUP BY over the raw flows that the rollups replace. For a case over
-the goal it prints the SQL's query plan. Always exits 0: it is a benchmark, not a test. See
-bench/README.md.
+request), serves the copy with the real ``egresswatch serve --listen 127.0.0.1:PORT --db
+sqlite:///...`` in a subprocess and times each case (``/flows`` first and deep pages, with
+filters; ``/destinations`` over 24 h and 30 days for every ``group_by``; ``/alerts``;
+``/containers``) over one keep-alive HTTP connection: p50, p99 and max, against the goal of
+p99 < 100 ms; for the cached answers also the first request (nothing cached) and requests as
+after the hour turned. Beside each, the same store call in this process (no HTTP), and for a
+reference the SQL run directly with ``sqlite3``: the first page, and the 30-day GROUP BY over
+the raw flows that the rollups replace. For a case over the goal it prints the SQL's query
+plan. Always exits 0: it is a benchmark, not a test. See bench/README.md.
 
     .venv/bin/python bench/api.py [--flows N] [--days D] [--requests N] [--budget S]
                                   [--out DIR] [--rebuild]
