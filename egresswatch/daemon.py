@@ -38,6 +38,7 @@ from egresswatch.notify.courier import Courier, targets_from
 from egresswatch.pipeline import Decoder, Pipeline
 from egresswatch.policy.judge import PolicyJudge
 from egresswatch.policy.load import policy_in_force
+from egresswatch.policy.model import Policy
 from egresswatch.sdnotify import ServiceNotifier
 from egresswatch.status import DaemonFacts, describe, host_name, status_line
 from egresswatch.store import Database
@@ -71,6 +72,7 @@ class Daemon:
         self._stop = threading.Event()
         self._hup = threading.Event()
         self._policy_file: tuple[Path, float] = (Path(), 0.0)
+        self._geo_kinds: set[str] = set()
         """The policy file in force and its modification time (a change reloads it)."""
         self._finder = InterfaceFinder(docker_socket=settings.capture.docker_socket)
         self._facts = DaemonFacts(started=time.time())
@@ -155,6 +157,7 @@ class Daemon:
         geo = GeoResolver(self._geo_paths, reload_interval=s.geoip.reload_interval)
         closing.append(geo.close)
         self._facts.geoip_databases = [db.database_type for db in geo.databases]
+        self._geo_kinds = {db.kind for db in geo.databases}
         self._facts.geoip_problems = geo.problems()
         conntrack = self._conntrack()
         if conntrack is not None:
@@ -326,12 +329,17 @@ class Daemon:
         watched = self._settings.policy.path  # also when missing: creating it is a change
         self._policy_file = (watched, _mtime(watched))
         _log.info("policy %s: %d scopes", path, len(policy.scopes))
+        self._warn_geoip_gaps(policy)
 
         def labels(container_id: str) -> dict[str, str]:
             container = containers.by_id(container_id)
             return container.labels if container else {}
 
         return PolicyJudge(policy, labels, known=known, learning_since=since)
+
+    def _warn_geoip_gaps(self, policy: Policy) -> None:
+        for gap in policy.geoip_gaps(self._geo_kinds):  # a deny by country would fail open
+            _log.warning("policy: %s (docs/geoip.md)", gap)
 
     def _reload_policy(self, judge: PolicyJudge, why: str) -> None:
         """A new policy for the same judge: flows judged already are not judged again."""
@@ -342,6 +350,7 @@ class Daemon:
         else:
             judge.policy = policy
             _log.info("%s: policy %s reloaded: %d scopes", why, path, len(policy.scopes))
+            self._warn_geoip_gaps(policy)
         watched = self._settings.policy.path
         self._policy_file = (watched, _mtime(watched))
 

@@ -12,9 +12,11 @@ if TYPE_CHECKING:
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    parser = sub.add_parser("policy", parents=[common], help="check the policy file")
+    parser = sub.add_parser("policy", help="check the policy file")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    check = actions.add_parser("check", help="validate a policy file (default: the configured)")
+    check = actions.add_parser(
+        "check", parents=[common], help="validate a policy file (default: the configured)"
+    )
     check.add_argument("file", nargs="?", type=Path, help="policy file")
     parser.set_defaults(run=run)
 
@@ -28,4 +30,18 @@ def run(args: argparse.Namespace, load: Callable[[], Settings]) -> int:
         policy, path = policy_in_force(load().policy.path)
     names = ", ".join(s.name for s in policy.scopes) or "none"
     print(f"{path}: valid; scopes in order: {names}")
+    for gap in policy.geoip_gaps(_geoip_kinds(load)):
+        print(f"warning: {gap} (docs/geoip.md)")
     return 0
+
+
+def _geoip_kinds(load: Callable[[], Settings]) -> set[str]:
+    """The kinds of GeoIP database the configured paths hold."""
+    from egresswatch.geo.resolver import GeoResolver  # noqa: PLC0415
+
+    settings = load()
+    geo = GeoResolver(settings.geoip.paths, reload_interval=0)
+    try:
+        return {db.kind for db in geo.databases}
+    finally:
+        geo.close()

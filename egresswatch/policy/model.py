@@ -196,3 +196,18 @@ class Policy(_Strict):
     """Seconds during which a repeat of the same alert (same rule, source and destination)
     adds to its count instead of raising a new one (not to an acknowledged alert, and for at
     most a day from the first: then it is raised again)."""
+
+    def geoip_gaps(self, kinds: set[str]) -> list[str]:
+        """What the scopes' rules by country or ASN cannot match with only GeoIP databases of
+        ``kinds`` ("city", "country", "asn") at hand: such a rule matches no flow, so a deny
+        by country would let everything through unseen."""
+        gaps = []
+        for scope in self.scopes:
+            rules = [*scope.allow, *scope.deny]
+            if any(r.countries for r in rules) and not kinds & {"city", "country"}:
+                gaps.append(f"scope {scope.name!r} names countries, and there is no GeoIP "
+                            "City or Country database: those rules match nothing")  # fmt: skip
+            if any(r.asns for r in rules) and "asn" not in kinds:
+                gaps.append(f"scope {scope.name!r} names ASNs, and there is no GeoIP ASN "
+                            "database: those rules match nothing")  # fmt: skip
+        return gaps

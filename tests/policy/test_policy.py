@@ -6,6 +6,9 @@ import base64
 import dataclasses
 import itertools
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +17,7 @@ from egresswatch.flows.record import Direction, FlowRecord
 from egresswatch.names.passive_dns import DnsAnswer
 from egresswatch.policy.judge import PolicyJudge
 from egresswatch.policy.load import BUILT_IN, load_policy, parse_policy
+from tests.geo.mmdb import MAXMIND_TEST_DATA
 
 OFFLINE = {"egresswatch.policy": "offline"}
 
@@ -229,3 +233,34 @@ def test_uploads_add_up_per_source_over_the_window() -> None:
     assert j.judge([flow(uid="S9", first_seen=40.0, last_seen=41.0, bytes_out=5_000_000)]) == []
     later = flow(uid="T1", first_seen=700.0, last_seen=701.0, bytes_out=11_000_000)
     assert [a.rule for a in j.judge([later])] == ["upload (source)"]  # a new window
+
+
+COUNTRY_RULES = """
+scopes:
+  - name: no-china
+    deny: [{countries: [CN]}]
+  - name: vendor
+    allow: [{asns: [209]}]
+"""
+
+
+def test_rules_by_place_without_a_geoip_database_are_named_not_silently_dead(
+    tmp_path: Path,
+) -> None:
+    """A deny by country matches no flow without a GeoIP database: it would let China through
+    unseen. `egresswatch policy check` (and the daemon's log) say so; with the databases, not."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(COUNTRY_RULES)
+    empty = tmp_path / "no-geoip"
+    empty.mkdir()
+    for paths, expected in ((empty, ["no-china", "vendor"]), (MAXMIND_TEST_DATA, [])):
+        config = tmp_path / "ew.toml"
+        config.write_text(f'[geoip]\npaths = ["{paths}"]\n')
+        done = subprocess.run([sys.executable, "-m", "egresswatch", "policy", "check", str(policy),
+                               "--config", str(config)], capture_output=True, text=True,
+                              check=True)  # fmt: skip
+        warned = [line for line in done.stdout.splitlines() if line.startswith("warning:")]
+        assert [w.split("'")[1] for w in warned] == expected, done.stdout
+    gaps = parse_policy(COUNTRY_RULES).geoip_gaps({"city", "asn"})
+    assert gaps == []
+    assert len(parse_policy(COUNTRY_RULES).geoip_gaps({"asn"})) == 1
