@@ -47,6 +47,10 @@ def tshark_conversations(pcap: Path) -> Counter[Conversation]:
             frames[(names[ip_at + 1], ends)] += 1
     finally:
         capture.close()
+        # pyshark attached a SIGCHLD watcher to this loop, which outlives the capture: every
+        # later child process's exit would raise BlockingIOError in asyncio's signal handler.
+        asyncio.get_child_watcher().close()
+        asyncio.set_child_watcher(None)
     return frames
 
 
