@@ -29,7 +29,7 @@ from egresswatch.capture.interfaces import InterfaceFinder
 from egresswatch.capture.source import CaptureSource, capture_source
 from egresswatch.config import Settings
 from egresswatch.dockerapi import DockerApi
-from egresswatch.errors import CaptureError, ConfigError, StoreError
+from egresswatch.errors import CaptureError, StoreError
 from egresswatch.flows.evidence import Evidence
 from egresswatch.flows.nat import NatTwins
 from egresswatch.flows.table import OnStart
@@ -37,8 +37,7 @@ from egresswatch.geo.resolver import GeoResolver
 from egresswatch.notify.courier import Courier, targets_from
 from egresswatch.pipeline import Decoder, Pipeline
 from egresswatch.policy.judge import PolicyJudge
-from egresswatch.policy.load import policy_in_force
-from egresswatch.policy.model import Policy
+from egresswatch.policy.watch import PolicyWatch
 from egresswatch.sdnotify import ServiceNotifier
 from egresswatch.status import DaemonFacts, describe, host_name, status_line
 from egresswatch.store import Database
@@ -71,8 +70,7 @@ class Daemon:
         self._geo_paths = list(geo_paths)
         self._stop = threading.Event()
         self._hup = threading.Event()
-        self._policy_file: tuple[Path, float] = (Path(), 0.0)
-        self._geo_kinds: set[str] = set()
+        self._policy = PolicyWatch(set())
         """The policy file in force and its modification time (a change reloads it)."""
         self._finder = InterfaceFinder(docker_socket=settings.capture.docker_socket)
         self._facts = DaemonFacts(started=time.time())
@@ -157,7 +155,7 @@ class Daemon:
         geo = GeoResolver(self._geo_paths, reload_interval=s.geoip.reload_interval)
         closing.append(geo.close)
         self._facts.geoip_databases = [db.database_type for db in geo.databases]
-        self._geo_kinds = {db.kind for db in geo.databases}
+        self._policy.geoip_kinds = {db.kind for db in geo.databases}
         self._facts.geoip_problems = geo.problems()
         conntrack = self._conntrack()
         if conntrack is not None:
@@ -220,8 +218,8 @@ class Daemon:
             if now >= next_look:
                 next_look = now + c.rediscover_interval
                 capture.watch(self.wanted())
-                path, mtime = self._policy_file
-                if pipeline.judge is not None and _mtime(path) != mtime:
+                path = self._settings.policy.path
+                if pipeline.judge is not None and self._policy.changed(path):
                     self._reload_policy(pipeline.judge, f"{path} changed")
             if now >= next_prune:
                 next_prune = now + _PRUNE
@@ -322,14 +320,9 @@ class Daemon:
         return courier
 
     def _judge(self, containers: ContainerMap, database: Database) -> PolicyJudge:
-        """The policy (a broken file fails the start: ConfigError names the line), with the
-        destinations reached before."""
-        policy, path = policy_in_force(self._settings.policy.path)
+        """The policy (a broken file fails the start), with the destinations reached before."""
+        policy = self._policy.load(self._settings.policy.path)
         known, since = database.known_destinations()
-        watched = self._settings.policy.path  # also when missing: creating it is a change
-        self._policy_file = (watched, _mtime(watched))
-        _log.info("policy %s: %d scopes", path, len(policy.scopes))
-        self._warn_geoip_gaps(policy)
 
         def labels(container_id: str) -> dict[str, str]:
             container = containers.by_id(container_id)
@@ -337,22 +330,11 @@ class Daemon:
 
         return PolicyJudge(policy, labels, known=known, learning_since=since)
 
-    def _warn_geoip_gaps(self, policy: Policy) -> None:
-        for gap in policy.geoip_gaps(self._geo_kinds):  # a deny by country would fail open
-            _log.warning("policy: %s (docs/geoip.md)", gap)
-
     def _reload_policy(self, judge: PolicyJudge, why: str) -> None:
         """A new policy for the same judge: flows judged already are not judged again."""
-        try:
-            policy, path = policy_in_force(self._settings.policy.path)
-        except ConfigError as exc:
-            _log.error("%s: policy not reloaded, the old one stays:\n%s", why, exc)
-        else:
+        policy = self._policy.reload(self._settings.policy.path, why)
+        if policy is not None:
             judge.policy = policy
-            _log.info("%s: policy %s reloaded: %d scopes", why, path, len(policy.scopes))
-            self._warn_geoip_gaps(policy)
-        watched = self._settings.policy.path
-        self._policy_file = (watched, _mtime(watched))
 
     @staticmethod
     def _socket_owners() -> SocketOwners | None:
@@ -411,13 +393,6 @@ class Daemon:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, hup)
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
 
 
 def _closed(writer: BackgroundWriter) -> None:
