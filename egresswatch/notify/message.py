@@ -27,8 +27,9 @@ def slack_message(alert: dict[str, Any]) -> dict[str, Any]:
         container = flow.get("container_name") or (flow.get("container_id") or "")[:12] or "host"
         process = f"{flow['process']} (pid {flow['pid']})" if flow.get("process") else "unknown"
         volume = f"{flow['bytes_out']:,} B / {flow['bytes_in']:,} B"
-    else:  # raised by DNS answers, not by one flow: the summary says who and what
-        destination, place, container, process, volume = "see summary", "-", "-", "-", "-"
+    else:  # raised by DNS answers or Docker, not by one flow: the summary says who and what
+        destination, place, process, volume = "see summary", "-", "-", "-"
+        container = alert.get("container") or "-"
     fields = [
         ("Severity", alert["severity"]),
         ("Rule", alert["rule"]),

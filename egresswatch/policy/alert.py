@@ -35,6 +35,15 @@ class Alert:
     """To what: the domain (when there is no flow)."""
     evidence: bytes | None = None
     """The flow's first packets as a pcap file (live only; None when not kept)."""
+    container: str | None = None
+    """The container it is about, when no flow says so (``image changed``)."""
+
+    @property
+    def container_name(self) -> str | None:
+        """The container it is about: its flow's (name, else id), else ``container``."""
+        if self.flow is not None:
+            return self.flow.container_name or self.flow.container_id
+        return self.container
 
 
 Routes = Callable[[Alert], list[int]]

@@ -114,7 +114,7 @@ class PolicyJudge:
                    f"{container.image_id[:19]}, not {before[:19]}: {rule}")  # fmt: skip
         return [Alert(uid=alert_uid(key, container.id), time=at, rule=rule, severity=d.severity,
                       summary=summary, dedup_key=key, flow=None, source=container.name,
-                      destination=container.image)]  # fmt: skip
+                      destination=container.image, container=container.name)]  # fmt: skip
 
     def _remember(self, r: FlowRecord, upload_raised: bool) -> None:
         if r.closed:

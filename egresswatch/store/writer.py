@@ -199,7 +199,7 @@ def write_alerts(
             "flow": json.dumps(dataclasses.asdict(a.flow) if a.flow else {}),
             "acknowledged": False,
             "evidence": a.evidence,
-            "container": (a.flow.container_name or a.flow.container_id) if a.flow else None,
+            "container": a.container_name,
         }
         conn.execute(insert(AlertRow).values(**row))
         for webhook in webhooks(a):

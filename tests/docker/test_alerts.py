@@ -135,3 +135,4 @@ def test_a_container_recreated_from_another_image_raises_an_alert(
         sh("docker", "rmi", "-f", updated, check=False)
     [alert] = daemon.rows("alerts")
     assert alert["rule"] == "image changed" and "container ewt-app" in str(alert["summary"])
+    assert alert["container"] == "ewt-app"  # found by /alerts?container=ewt-app too

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from egresswatch.notify.courier import Courier, Target
 from egresswatch.policy.alert import Alert
-from egresswatch.store import Database
+from egresswatch.store import AlertFilter, Database
 from tests.notify.receiver import receiving
 from tests.policy.test_policy import flow
 
@@ -98,12 +98,19 @@ def test_an_alert_raised_by_dns_answers_is_posted_too(tmp_path: Path) -> None:
                    summary="172.17.0.5 -> DNS under exfil.example: dns tunnel", flow=None,
                    dedup_key="dns tunnel|172.17.0.5|exfil.example", source="172.17.0.5",
                    destination="exfil.example")  # fmt: skip
+    changed = Alert(uid="Aimage", time=1_800_000_001.0, rule="image changed", severity="medium",
+                    summary="container ollama (ollama/ollama) now runs image sha256:9f..., not "
+                    "sha256:1a...: image changed", flow=None, dedup_key="image changed|ollama|9f",
+                    source="ollama", destination="ollama/ollama", container="ollama")  # fmt: skip
     with receiving() as (receiver, url):
         courier = Courier(db, [Target(SecretStr(url))])
-        db.write_alerts([tunnel], 3600, courier.routes)
+        db.write_alerts([tunnel, changed], 3600, courier.routes)
         until_delivered(courier, db)
-        [posted] = receiver.accepted
-        assert "exfil.example" in posted["text"] and receiver.refused_as_invalid == []
+        dns, image = receiver.accepted
+        assert "exfil.example" in dns["text"] and receiver.refused_as_invalid == []
+        fields = [f["text"] for b in image["blocks"] for f in b.get("fields", [])]
+        assert "*Container*\nollama" in fields, fields
+    assert [a["uid"] for a in db.alerts(AlertFilter(container="ollama"))] == ["Aimage"]
 
 
 def test_a_removed_webhook_parks_its_posts_and_they_go_when_it_is_back(tmp_path: Path) -> None:
