@@ -55,6 +55,11 @@ class Alert(BaseModel):
     evidence: bool
     """Whether its first packets were kept (``/alerts/{uid}/pcap``)."""
     container: str | None
+    source: str | None
+    """Who, for an alert raised by no single flow (``dns tunnel``: the client address;
+    ``image changed``: the container); null otherwise (the flow says)."""
+    destination: str | None
+    """To what, for an alert raised by no single flow (the domain; the image)."""
 
 
 class AlertPage(BaseModel):

@@ -130,6 +130,10 @@ class AlertRow(Base):
     """The flow's first packets, a pcap file (``egresswatch alerts --evidence UID``)."""
     container: Mapped[str | None] = mapped_column(String(255))
     """The flow's container name (else id); None for the host's own flows."""
+    source: Mapped[str | None] = mapped_column(String(255))
+    """Who, for an alert raised by no single flow (a DNS client, a container); else None."""
+    destination: Mapped[str | None] = mapped_column(String(255))
+    """To what, for an alert raised by no single flow (a domain, an image); else None."""
 
     __table_args__ = (
         Index("ix_alerts_time", "time"),

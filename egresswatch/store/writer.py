@@ -200,6 +200,8 @@ def write_alerts(
             "acknowledged": False,
             "evidence": a.evidence,
             "container": a.container_name,
+            "source": (a.source or None) if a.flow is None else None,
+            "destination": (a.destination or None) if a.flow is None else None,
         }
         conn.execute(insert(AlertRow).values(**row))
         for webhook in webhooks(a):

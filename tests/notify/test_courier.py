@@ -111,6 +111,10 @@ def test_an_alert_raised_by_dns_answers_is_posted_too(tmp_path: Path) -> None:
         fields = [f["text"] for b in image["blocks"] for f in b.get("fields", [])]
         assert "*Container*\nollama" in fields, fields
     assert [a["uid"] for a in db.alerts(AlertFilter(container="ollama"))] == ["Aimage"]
+    # Who and what, as fields (a SIEM reads them), not only in the summary.
+    stored = {a["uid"]: (a["source"], a["destination"]) for a in db.alerts(AlertFilter())}
+    assert stored == {"Atunnel": ("172.17.0.5", "exfil.example"),
+                      "Aimage": ("ollama", "ollama/ollama")}  # fmt: skip
 
 
 def test_a_removed_webhook_parks_its_posts_and_they_go_when_it_is_back(tmp_path: Path) -> None:

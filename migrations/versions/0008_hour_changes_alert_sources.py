@@ -1,4 +1,5 @@
-"""flow hour changes (the API caches totals of closed hours); a covering address index
+"""flow hour changes (the API caches totals of closed hours); a covering address index;
+the source and destination of alerts raised by no single flow
 
 Revision ID: 0008
 Revises: 0007
@@ -29,6 +30,9 @@ def upgrade() -> None:
     op.execute(
         "INSERT INTO flow_hour_changes (hour, changes) SELECT DISTINCT hour, 1 FROM flow_hours"
     )
+    with op.batch_alter_table('alerts', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('source', sa.String(length=255), nullable=True))
+        batch_op.add_column(sa.Column('destination', sa.String(length=255), nullable=True))
     with op.batch_alter_table('flows', schema=None) as batch_op:
         batch_op.drop_index('ix_flows_dst_addr')
         batch_op.create_index(
@@ -37,6 +41,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('alerts', schema=None) as batch_op:
+        batch_op.drop_column('destination')
+        batch_op.drop_column('source')
     with op.batch_alter_table('flows', schema=None) as batch_op:
         batch_op.drop_index('ix_flows_dst_addr_last_seen')
         batch_op.create_index('ix_flows_dst_addr', ['dst_addr'], unique=False)
