@@ -70,8 +70,7 @@ class Daemon:
         self._geo_paths = list(geo_paths)
         self._stop = threading.Event()
         self._hup = threading.Event()
-        self._policy = PolicyWatch(set())
-        """The policy file in force and its modification time (a change reloads it)."""
+        self._policy = PolicyWatch(set())  # its GeoIP kinds are known once GeoIP is opened
         self._finder = InterfaceFinder(docker_socket=settings.capture.docker_socket)
         self._facts = DaemonFacts(started=time.time())
         self._inventory: DockerInventory | None = None

@@ -185,12 +185,11 @@ _Groups = dict[tuple[Any, ...], list[Any]]
 
 
 def select_totals(
-    conn: Connection, flt: TotalsFilter, now: float, cache: HourCache | None = None
+    conn: Connection, flt: TotalsFilter, now: float, cache: HourCache
 ) -> Iterator[dict[str, Any]]:
     """Each group's totals, most bytes out first."""
     closed, opened = split(flt.since, flt.until, now)
     key = ("totals", flt.group_by, flt.direction, flt.container)
-    cache = cache or HourCache(size=4)
     sums: _Groups = (
         cache.summed(conn, key, closed, lambda h: _group_sums(conn, flt, h), _add_groups)
         if not closed.empty
@@ -258,12 +257,11 @@ class _Egress:
 
 
 def container_egress(
-    conn: Connection, now: float, since: float | None = None, cache: HourCache | None = None
+    conn: Connection, now: float, since: float | None, cache: HourCache
 ) -> dict[str, dict[str, Any]]:
     """Container name -> its egress: flows, bytes each way, distinct destinations, the
     countries reached and the last egress time ("" is the host's own)."""
     closed, opened = split(since, None, now)
-    cache = cache or HourCache(size=4)
     old = (
         cache.summed(conn, ("egress",), closed, lambda h: _egress(conn, h), _add_egress)
         if not closed.empty
